@@ -1,0 +1,67 @@
+"""The ``capmon`` command: global options and one sub-command group per module of this package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from capmon import __version__
+from capmon.cli import sites
+from capmon.cli.common import CliState
+
+app = typer.Typer(
+    name="capmon",
+    help="Monitor agricultural parcels for the CAP from Sentinel-1, Sentinel-2 and Landsat.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"capmon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="CAPMON_HOME",
+            help="Workspace folder [default: ~/.capmon].",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="CAPMON_DATABASE_URL",
+            help="Catalogue database URL [default: SQLite file in the workspace].",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """capmon: CAP monitoring from Sentinel-1, Sentinel-2 and Landsat."""
+    cli_state = CliState(home=home, database_url=database_url)
+    ctx.obj = cli_state
+    ctx.call_on_close(cli_state.close)
+
+
+app.add_typer(sites.site_app, name="site")
+app.add_typer(sites.season_app, name="season")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

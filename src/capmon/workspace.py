@@ -1,0 +1,97 @@
+"""A workspace: a home folder for files (parcels, LUTs, products, MDB) plus a catalogue database.
+
+The catalogue is a SQLite file in the home folder by default, or PostgreSQL+PostGIS when a
+``postgresql+psycopg://`` URL is given (``--database-url`` / ``CAPMON_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from capmon.catalog.db import create_catalog_engine, migrate
+from capmon.errors import StorageError
+from capmon.settings import Settings
+
+CATALOG_FILE = "catalog.sqlite"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """An open workspace. Create it with :func:`open_workspace`."""
+
+    home: Path
+    engine: Engine
+    _sessions: sessionmaker[Session] = field(repr=False, compare=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A catalogue session that commits on success and rolls back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def path(self, relative: str | Path) -> Path:
+        """The absolute path of a file stored in the workspace under ``relative``."""
+        return self.home / relative
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the home folder, as stored in the catalogue (POSIX separators)."""
+        return path.resolve().relative_to(self.home.resolve()).as_posix()
+
+    @property
+    def database_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        """Close the catalogue's connections."""
+        self.engine.dispose()
+
+
+def open_workspace(home: str | Path | None = None, database_url: str | None = None) -> Workspace:
+    """Open (creating when needed) the workspace at ``home`` and migrate its catalogue."""
+    settings = Settings()
+    home_path = Path(home) if home is not None else settings.home
+    home_path = home_path.expanduser().resolve()
+    try:
+        home_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the workspace folder {home_path}: {exc}") from exc
+    url = database_url or settings.database_url or f"sqlite:///{home_path / CATALOG_FILE}"
+    engine = create_catalog_engine(url)
+    migrate(engine)
+    return Workspace(home_path, engine, sessionmaker(engine, expire_on_commit=False))
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file and a rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path``; renamed onto ``path`` when the block succeeds.
+
+    Readers never see a half-written file, and a failure leaves any previous file intact.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Not created here: writers such as GDAL's refuse to overwrite an existing file.
+    # The temporary name keeps the extension, which some writers use to pick a format.
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
