@@ -1,0 +1,1 @@
+"""The markers database (MDB): per parcel, per acquisition, per signal statistics."""
