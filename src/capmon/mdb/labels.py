@@ -19,6 +19,7 @@ import shapely
 from affine import Affine
 from pyproj import CRS
 from rasterio import features, windows
+from shapely.geometry.base import BaseGeometry
 
 from capmon.errors import CRSError, GeometryError, InputError
 from capmon.mdb.stats import ParcelPixels
@@ -143,7 +144,7 @@ def _overlapping(
     return result
 
 
-def _own_pixels(geometry: shapely.Geometry, grid: PixelGrid) -> npt.NDArray[np.int64]:
+def _own_pixels(geometry: BaseGeometry, grid: PixelGrid) -> npt.NDArray[np.int64]:
     """Flat indices of the pixels whose centre is in ``geometry``, rasterised on its own."""
     west, south, east, north = geometry.bounds
     window = (
