@@ -1,0 +1,224 @@
+"""Reading an MDB: ``capmon.open_mdb(path)`` and the :class:`MarkersDatabase` it returns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from capmon.errors import ConflictError, InputError
+from capmon.mdb.store import (
+    DERIVED,
+    MANIFEST,
+    MDB_SCHEMA,
+    OBSERVATIONS,
+    STATISTIC_COLUMNS,
+    MdbManifest,
+    read_manifest,
+    write_mdb_table,
+)
+from capmon.workspace import atomic_path
+
+_SIGNAL_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_STAT_REFERENCE = re.compile(r"\b([A-Z][A-Z0-9_]*?)_(mean|stdev|min|max|median|p25|p75|count)\b")
+_KEY = ("parcel_id", "sensor", "date", "date_first", "orbit", "orbit_direction", "tile")
+
+
+def open_mdb(path: str | Path) -> MarkersDatabase:
+    """Open the MDB folder at ``path`` (as written by ``capmon mdb extract``)."""
+    root = Path(path)
+    if not (root / MANIFEST).exists():
+        raise InputError(f"{root} is not an MDB folder (no {MANIFEST})")
+    return MarkersDatabase(root)
+
+
+class MarkersDatabase:
+    """Per parcel, per acquisition, per signal statistics, queried with DuckDB."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.manifest: MdbManifest = read_manifest(root)
+        self._connection = duckdb.connect()
+
+    def _files(self) -> list[str]:
+        files = sorted((self.root / OBSERVATIONS).glob("*.parquet"))
+        files += sorted((self.root / DERIVED).glob("*.parquet"))
+        return [str(f) for f in files]
+
+    def duckdb(
+        self, connection: duckdb.DuckDBPyConnection | None = None
+    ) -> duckdb.DuckDBPyRelation:
+        """All rows as a DuckDB relation (columns as in ``MDB_SCHEMA``)."""
+        con = connection or self._connection
+        files = self._files()
+        if not files:
+            return con.from_arrow(MDB_SCHEMA.empty_table())
+        return con.read_parquet(files, union_by_name=True)
+
+    def signals(self) -> list[str]:
+        """The signals stored, derived ones included."""
+        rows = self.duckdb().aggregate("signal", "signal").order("signal").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def timeseries(
+        self,
+        parcel_ids: Iterable[int] | None = None,
+        signals: Iterable[str] | None = None,
+        start: date | str | None = None,
+        end: date | str | None = None,
+    ) -> pd.DataFrame:
+        """Rows of the chosen parcels, signals and dates (inclusive), by parcel, signal, date."""
+        conditions: list[str] = []
+        parameters: list[object] = []
+        if parcel_ids is not None:
+            ids = [int(i) for i in parcel_ids]
+            if not ids:
+                return _empty_frame()
+            conditions.append(f"parcel_id IN ({', '.join('?' * len(ids))})")
+            parameters.extend(ids)
+        if signals is not None:
+            names = list(signals)
+            if not names:
+                return _empty_frame()
+            conditions.append(f"signal IN ({', '.join('?' * len(names))})")
+            parameters.extend(names)
+        if start is not None:
+            conditions.append("date >= ?")
+            parameters.append(_as_date(start, "start"))
+        if end is not None:
+            conditions.append("date <= ?")
+            parameters.append(_as_date(end, "end"))
+        files = self._files()
+        if not files:
+            return _empty_frame()
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        sql = (
+            f"SELECT * FROM read_parquet(?, union_by_name = true) {where} "
+            "ORDER BY parcel_id, signal, date, sensor, orbit, tile"
+        )
+        table = _arrow(self._connection.sql(sql, params=[files, *parameters]))
+        frame: pd.DataFrame = table.to_pandas()
+        return frame
+
+    def add_signal(self, name: str, expression: str, *, replace: bool = False) -> int:
+        """Derive signal ``name`` from stored statistics; returns the number of rows written.
+
+        ``expression`` is a SQL expression over ``<SIGNAL>_<stat>`` columns of one acquisition,
+        e.g. ``"NDVI_stdev / NDVI_mean"`` (a coefficient of variation) or
+        ``"AMP_VV_mean - AMP_VH_mean"``. Rows are built for every parcel and acquisition that
+        has all the referenced signals; the value goes to ``mean``, ``count`` is the smallest
+        count of the inputs. Derived signals are stored in ``derived/<name>.parquet``.
+        """
+        if not _SIGNAL_NAME.match(name):
+            raise InputError(
+                f"signal name {name!r} must be upper case letters, digits and '_' (e.g. NDVI_CV)"
+            )
+        target = self.root / DERIVED / f"{name}.parquet"
+        known = set(self.signals())
+        if name in known and not replace:
+            raise ConflictError(f"signal {name!r} already exists in {self.root}; pass replace=True")
+        references = sorted(set(_STAT_REFERENCE.findall(expression)))
+        if not references:
+            raise InputError(
+                f"expression {expression!r} references no statistic; write e.g. NDVI_mean"
+            )
+        inputs = sorted({signal for signal, _stat in references})
+        missing = [s for s in inputs if s not in known]
+        if missing:
+            raise InputError(
+                f"expression {expression!r} uses unknown signals {missing}; stored: {sorted(known)}"
+            )
+        table = self._derive(name, expression, inputs, references)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            write_mdb_table(table, tmp)
+        return int(table.num_rows)
+
+    def _derive(
+        self,
+        name: str,
+        expression: str,
+        inputs: Sequence[str],
+        references: Sequence[tuple[str, str]],
+    ) -> pa.Table:
+        relation = self.duckdb().filter("signal IN (" + ", ".join(f"'{s}'" for s in inputs) + ")")
+        self._connection.register("capmon_inputs", relation)
+        try:
+            pivots = ", ".join(
+                f'max("{stat}") FILTER (WHERE signal = \'{signal}\') AS "{signal}_{stat}"'
+                for signal, stat in references
+            )
+            counts = ", ".join(
+                f'max("count") FILTER (WHERE signal = \'{s}\') AS "__count_{s}"' for s in inputs
+            )
+            pixels = ", ".join(
+                f"max(pixels) FILTER (WHERE signal = '{s}') AS \"__pixels_{s}\"" for s in inputs
+            )
+            products = " || '+' || ".join(
+                f"coalesce(max(product_id) FILTER (WHERE signal = '{s}'), '')" for s in inputs
+            )
+            keys = ", ".join(f'"{k}"' for k in _KEY)
+            have_all = " AND ".join(f'"__count_{s}" IS NOT NULL' for s in inputs)
+            least_count = "least(" + ", ".join(f'"__count_{s}"' for s in inputs) + ")"
+            least_pixels = "least(" + ", ".join(f'"__pixels_{s}"' for s in inputs) + ")"
+            try:
+                result = _arrow(
+                    self._connection.sql(
+                        f"""
+                    WITH wide AS (
+                        SELECT {keys}, {pivots}, {counts}, {pixels},
+                               {products} AS product_id
+                        FROM capmon_inputs GROUP BY {keys}
+                    )
+                    SELECT parcel_id, ? AS signal, sensor, date, date_first,
+                           CAST(orbit AS SMALLINT) AS orbit, orbit_direction, tile, product_id,
+                           CAST({least_count} AS INTEGER) AS "count",
+                           CAST({least_pixels} AS INTEGER) AS pixels,
+                           CAST(({expression}) AS FLOAT) AS mean
+                    FROM wide WHERE {have_all}
+                    ORDER BY parcel_id, date
+                    """,
+                        params=[name],
+                    )
+                )
+            except duckdb.Error as exc:
+                raise InputError(f"cannot evaluate expression {expression!r}: {exc}") from exc
+        finally:
+            self._connection.unregister("capmon_inputs")
+        columns = {
+            field.name: result.column(field.name)
+            for field in MDB_SCHEMA
+            if field.name in result.column_names
+        }
+        for stat in STATISTIC_COLUMNS:
+            if stat not in columns:
+                columns[stat] = pa.nulls(result.num_rows, pa.float32())
+        return pa.Table.from_pydict(
+            {f.name: columns[f.name].cast(f.type) for f in MDB_SCHEMA}, schema=MDB_SCHEMA
+        )
+
+
+def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    table = relation.to_arrow_table()
+    if table is None:
+        raise InputError("the MDB query returned no result set")
+    return table
+
+
+def _as_date(value: date | str, label: str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(f"{label} {value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _empty_frame() -> pd.DataFrame:
+    frame: pd.DataFrame = MDB_SCHEMA.empty_table().to_pandas()
+    return frame

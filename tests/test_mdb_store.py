@@ -1,0 +1,122 @@
+"""The MDB store: atomic per-product files, queries, derived signals."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from capmon.errors import ConflictError, InputError
+from capmon.mdb.query import open_mdb
+from capmon.mdb.stats import ParcelPixels, parcel_statistics
+from capmon.mdb.store import Acquisition, MdbManifest, MdbStore, statistics_table
+
+MANIFEST = MdbManifest(
+    site="demo",
+    parcel_set="decl-1",
+    declaration_set_id=1,
+    optical_buffer_m=5.0,
+    sar_buffer_m=10.0,
+    min_count=2,
+    min_valid_fraction=0.1,
+    engine_version="1",
+)
+
+
+def _pixels() -> ParcelPixels:
+    # 3 parcels on a 4x4 grid: parcel 10 -> 4 pixels, 20 -> 3 pixels, 30 -> 1 pixel
+    return ParcelPixels(
+        np.array([10, 20, 30]),
+        np.array([0, 4, 7, 8]),
+        np.array([0, 1, 4, 5, 2, 3, 7, 15]),
+        (4, 4),
+    )
+
+
+def _store(tmp_path: Path) -> MdbStore:
+    store = MdbStore(tmp_path / "mdb")
+    store.initialise(MANIFEST)
+    pixels = _pixels()
+    band = np.arange(16, dtype=np.float32).reshape(4, 4) / 16
+    for day, product in ((3, "S2A_20240503"), (8, "S2B_20240508")):
+        acquisition = Acquisition(product, "S2A", date(2024, 5, day), tile="31UFS")
+        stats = parcel_statistics(pixels, band * day)
+        table = statistics_table(acquisition, "NDVI", stats, stats.kept())
+        store.write_product(product, [table])
+    for pol, offset in (("VV", -10.0), ("VH", -17.0)):
+        acquisition = Acquisition(
+            f"S1A_{pol}", "S1A", date(2024, 5, 4), tile="31UFS", orbit=37, orbit_direction="ASC"
+        )
+        stats = parcel_statistics(pixels, band + offset)
+        store.write_product(f"S1A_{pol}", [statistics_table(acquisition, f"AMP_{pol}", stats)])
+    return store
+
+
+def test_write_query_and_incremental(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    assert store.has_product("S2A_20240503")
+    assert not store.has_product("S2A_20240513")
+    mdb = open_mdb(store.root)
+    assert mdb.signals() == ["AMP_VH", "AMP_VV", "NDVI"]
+    series = mdb.timeseries(parcel_ids=[10], signals=["NDVI"])
+    assert list(series["date"]) == [date(2024, 5, 3), date(2024, 5, 8)]
+    band = np.arange(16, dtype=np.float32) / 16
+    expected = np.mean(band[[0, 1, 4, 5]] * 3)
+    assert series["mean"].iloc[0] == pytest.approx(expected, rel=1e-6)
+    # parcel 30 has one pixel: never kept (count > 1 rule)
+    assert mdb.timeseries(parcel_ids=[30], signals=["NDVI"]).empty
+    assert len(mdb.timeseries(start="2024-05-04", end="2024-05-08", signals=["NDVI"])) == 2
+    relation = mdb.duckdb()
+    assert relation.filter("signal = 'NDVI'").aggregate("count(*)").fetchall() == [(4,)]
+
+
+def test_add_signal_from_statistics(tmp_path: Path) -> None:
+    mdb = open_mdb(_store(tmp_path).root)
+    rows = mdb.add_signal("NDVI_CV", "NDVI_stdev / NDVI_mean")
+    assert rows == 4
+    cv = mdb.timeseries(parcel_ids=[10], signals=["NDVI_CV"])
+    ndvi = mdb.timeseries(parcel_ids=[10], signals=["NDVI"])
+    assert cv["mean"].to_numpy() == pytest.approx(
+        (ndvi["stdev"] / ndvi["mean"]).to_numpy(), rel=1e-6
+    )
+    # the VV-VH ratio in dB, from two products (one per polarisation)
+    assert mdb.add_signal("AMP_VVVH", "AMP_VV_mean - AMP_VH_mean") == 3
+    ratio = mdb.timeseries(signals=["AMP_VVVH"])
+    assert ratio["mean"].to_numpy() == pytest.approx([7.0, 7.0, 7.0])
+    assert ratio["product_id"].iloc[0] == "S1A_VH+S1A_VV"
+    with pytest.raises(ConflictError, match="already exists"):
+        mdb.add_signal("NDVI_CV", "NDVI_mean")
+    assert mdb.add_signal("NDVI_CV", "NDVI_mean * 2", replace=True) == 4
+    with pytest.raises(InputError, match="unknown signals"):
+        mdb.add_signal("X", "LAI_mean * 2")
+    with pytest.raises(InputError, match="references no statistic"):
+        mdb.add_signal("Y", "1 + 1")
+    with pytest.raises(InputError, match="must be upper case"):
+        mdb.add_signal("bad name", "NDVI_mean")
+    with pytest.raises(InputError, match="cannot evaluate"):
+        mdb.add_signal("Z", "NDVI_mean +* 2")
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    before = sorted(p.name for p in store.observations.iterdir())
+
+    def broken_tables() -> list[pa.Table]:
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        store.write_product("S2A_20240513", broken_tables())
+    assert sorted(p.name for p in store.observations.iterdir()) == before
+
+
+def test_manifest_protects_an_mdb_from_other_settings(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.initialise(MANIFEST)  # same settings: fine
+    other = MdbManifest(**{**MANIFEST.to_json(), "optical_buffer_m": 0.0})
+    with pytest.raises(InputError, match=r"optical_buffer_m: 5\.0 != 0\.0"):
+        store.initialise(other)
+    with pytest.raises(InputError, match="not an MDB folder"):
+        open_mdb(tmp_path / "nowhere")
