@@ -120,3 +120,28 @@ def test_manifest_protects_an_mdb_from_other_settings(tmp_path: Path) -> None:
         store.initialise(other)
     with pytest.raises(InputError, match="not an MDB folder"):
         open_mdb(tmp_path / "nowhere")
+
+
+def test_sen4cap_wide_export(tmp_path: Path) -> None:
+    import struct
+
+    import pyarrow.ipc as ipc
+
+    from capmon.mdb.export import export_long, export_sen4cap
+
+    mdb = open_mdb(_store(tmp_path).root)
+    written = export_sen4cap(mdb, tmp_path / "out", "SEN4CAP_MDB1_S1_V20240501_20240531")
+    table = ipc.open_file(written.ipc).read_all()
+    assert table.column_names[0] == "NewID"
+    assert table.schema.field("NewID").type == pa.int32()
+    assert "20240503_mean_NDVI" in table.column_names
+    assert "20240504_stdev_AMP_VH_037" in table.column_names
+    assert "20240504_mean_AMP_VVVH_037" in table.column_names
+    row = table.to_pylist()[0]
+    assert row["NewID"] == 10
+    assert row["20240504_mean_AMP_VVVH_037"] == pytest.approx(7.0)
+    assert struct.unpack(">iii", written.index.read_bytes()) == (0, 10, 30)
+    assert written.csv.read_text().splitlines()[0].startswith('"NewID"')
+    assert export_long(mdb, tmp_path / "all.parquet", "parquet") == 4 + 3 + 3
+    with pytest.raises(InputError, match="unknown export format"):
+        export_long(mdb, tmp_path / "all.xlsx", "xlsx")
