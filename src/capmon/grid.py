@@ -9,7 +9,6 @@ which capmon reads from the product and never replaces by this one.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -80,8 +79,10 @@ class S2Tile:
 def _unwrap(xy: npt.NDArray[np.float64], east_side: bool) -> npt.NDArray[np.float64]:
     shifted = xy.copy()
     lon = shifted[:, 0]
-    shifted[:, 0] = np.where(lon < 0.0, lon + 360.0, lon) if east_side else np.where(
-        lon > 0.0, lon - 360.0, lon
+    shifted[:, 0] = (
+        np.where(lon < 0.0, lon + 360.0, lon)
+        if east_side
+        else np.where(lon > 0.0, lon - 360.0, lon)
     )
     return shifted
 

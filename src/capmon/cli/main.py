@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from capmon import __version__
-from capmon.cli import sites
+from capmon.cli import declarations, demo, lut, mdb, products, sites, synth
 from capmon.cli.common import CliState
+from capmon.cli.processors import register_processor_commands
 
 app = typer.Typer(
     name="capmon",
@@ -60,6 +61,13 @@ def root(
 
 app.add_typer(sites.site_app, name="site")
 app.add_typer(sites.season_app, name="season")
+synth.register(app)
+app.add_typer(products.products_app, name="products")
+app.add_typer(declarations.declarations_app, name="declarations")
+app.add_typer(lut.lut_app, name="lut")
+app.add_typer(mdb.mdb_app, name="mdb")
+register_processor_commands(app)
+demo.register(app)
 
 
 def main() -> None:

@@ -128,9 +128,7 @@ def parcel_statistics(
 
     keys = (seg_ok.astype(np.uint64) << np.uint64(32)) | _order_keys(values_ok).astype(np.uint64)
     keys.sort()
-    ordered = _values_from_keys((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)).astype(
-        np.float64
-    )
+    ordered = _values_from_keys((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)).astype(np.float64)
     starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(count, out=starts[1:])
     has = count > 0

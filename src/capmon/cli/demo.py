@@ -1,0 +1,74 @@
+"""``capmon demo``: the whole system on the built-in synthetic season."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from capmon.cli.common import console, reported_errors, state
+from capmon.demo import run_demo
+from capmon.settings import Settings
+
+
+class DemoFormat(StrEnum):
+    JP2 = "jp2"
+    COG = "cog"
+
+
+def demo(
+    ctx: typer.Context,
+    parcels: Annotated[int, typer.Option(help="Parcels of the synthetic world.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world.")] = 0,
+    s2_format: Annotated[
+        DemoFormat, typer.Option("--format", help="Sentinel-2 band files: JPEG 2000 or COG.")
+    ] = DemoFormat.JP2,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing demo workspace at --home.")
+    ] = False,
+) -> None:
+    """Create a workspace and run every stage of capmon on a synthetic season."""
+    cli_state = state(ctx)
+    home = cli_state.home or Settings().home
+    with (
+        reported_errors(),
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar,
+    ):
+        task = bar.add_task("demo", total=1.0)
+
+        def progress(stage: str, fraction: float) -> None:
+            bar.update(task, description=stage[:60], completed=min(max(fraction, 0.0), 1.0))
+
+        report = run_demo(
+            home,
+            parcels=parcels,
+            seed=seed,
+            s2_format=s2_format.value,
+            overwrite=overwrite,
+            database_url=cli_state.database_url,
+            progress=progress,
+        )
+    table = Table("stage", "seconds", "what was done", title=f"capmon demo in {report.home}")
+    for name, seconds, detail in report.stages:
+        table.add_row(name, f"{seconds:.1f}", detail)
+    console.print(table)
+    figures = Table("figure", "value", title="Checks against the synthetic truth")
+    for key, value in report.figures.items():
+        figures.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(figures)
+    mdb = report.figures.get("mdb", "")
+    console.print(f"Workspace: {report.home}  (try: capmon --home {report.home} mdb info {mdb})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

@@ -1,0 +1,1 @@
+"""Data files shipped with capmon (read through :mod:`importlib.resources`)."""

@@ -1,0 +1,206 @@
+"""``capmon demo``: the whole system, as far as it exists, on a synthetic season.
+
+Stages: generate the synthetic world (real product formats + truth), create the site and its
+season, import the crop LUT and the declarations, ingest the Sentinel-2 and Sentinel-1
+products, extract the markers database, and compare the extracted NDVI with the synthetic
+truth. Later issues add their processors here, so that ``make demo`` always runs the whole
+system.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from capmon.catalog.db import create_catalog_engine
+from capmon.errors import InputError
+from capmon.mdb.query import open_mdb
+from capmon.parcels import import_declarations, import_lut, load_parcels
+from capmon.processors import RunContext, get_processor
+from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
+from capmon.sources import IngestStatus, ingest_products
+from capmon.synth import SynthWorld, generate_world
+from capmon.workspace import CATALOG_FILE, Workspace, open_workspace
+
+SITE = "demo"
+WORLD_FOLDER = "synthetic-world"
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class DemoReport:
+    """What the demo did, stage by stage, with its figures."""
+
+    home: Path
+    stages: list[tuple[str, float, str]] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare_home(home: Path, overwrite: bool) -> None:
+    """Make ``home`` an empty folder; an existing one is replaced only if it is a workspace."""
+    if home.exists() and any(home.iterdir()):
+        if not overwrite:
+            raise InputError(f"{home} is not empty; pass --overwrite to replace the demo there")
+        if not ((home / CATALOG_FILE).exists() or (home / WORLD_FOLDER).exists()):
+            raise InputError(
+                f"{home} is not empty and does not look like a capmon workspace; "
+                "refusing to delete it"
+            )
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+
+
+def run_demo(
+    home: Path,
+    *,
+    parcels: int = 2000,
+    seed: int = 0,
+    s2_format: str = "jp2",
+    overwrite: bool = False,
+    database_url: str | None = None,
+    progress: Progress | None = None,
+) -> DemoReport:
+    """Run every stage; returns the figures the CLI prints."""
+    say = progress or (lambda _stage, _fraction: None)
+    home = home.expanduser().resolve()
+    prepare_home(home, overwrite)
+    if database_url is not None:
+        create_catalog_engine(database_url).dispose()
+    report = DemoReport(home)
+
+    def stage(name: str, started: float, detail: str) -> None:
+        report.stages.append((name, time.perf_counter() - started, detail))
+
+    started = time.perf_counter()
+    world = generate_world(
+        home / WORLD_FOLDER,
+        parcels=parcels,
+        seed=seed,
+        s2_format="cog" if s2_format == "cog" else "jp2",
+        progress=lambda step, done, total: say(f"synthetic world: {step}", done / max(total, 1)),
+    )
+    year = world.years[0]
+    stage(
+        "synthetic world",
+        started,
+        f"{world.parcel_counts[year]} parcels on tile {world.tile}, "
+        f"{world.s2_products} Sentinel-2 and {world.s1_products} Sentinel-1 products",
+    )
+
+    workspace = open_workspace(home, database_url)
+    try:
+        _catalogue_stages(workspace, world, year, report, stage, say)
+    finally:
+        workspace.dispose()
+    return report
+
+
+def _catalogue_stages(
+    workspace: Workspace,
+    world: SynthWorld,
+    year: int,
+    report: DemoReport,
+    stage: Callable[[str, float, str], None],
+    say: Progress,
+) -> None:
+    started = time.perf_counter()
+    season_name = str(year)
+    with workspace.session() as session:
+        site = create_site(session, SITE, world.aoi)
+        create_season(
+            session,
+            site,
+            season_name,
+            SeasonDates.parse(f"{year}-02-01", f"{year}-11-30", f"{year}-06-15"),
+        )
+        tiles = ", ".join(site.tiles)
+    stage("site and season", started, f"site {SITE} (tiles {tiles}), season {season_name}")
+
+    started = time.perf_counter()
+    lut = import_lut(workspace, SITE, year, world.lut)
+    stage("crop LUT", started, f"{lut.report.entries} crop codes")
+
+    started = time.perf_counter()
+    imported = import_declarations(
+        workspace,
+        SITE,
+        year,
+        world.declarations[year],
+        parcel_id_cols=["PARCEL_ID"],
+        holding_id_cols=["HOLDING_ID"],
+        crop_code_col="CROP_CODE",
+    )
+    counts = imported.report.counts
+    stage(
+        "declarations",
+        started,
+        f"{counts.imported} parcels (v{imported.version}): {counts.invalid} invalid, "
+        f"{counts.duplicates} duplicates, {counts.overlaps} overlapping, "
+        f"{counts.zero_s2_pixels} without S2 pixels",
+    )
+    report.figures["parcels"] = counts.imported
+
+    started = time.perf_counter()
+    folders = [p for p in (world.s2_dir, world.s1_dir) if p is not None]
+    with workspace.session() as session:
+        ingest = ingest_products(session, get_site(session, SITE), folders)
+    registered = ingest.count(IngestStatus.REGISTERED)
+    failed = ingest.with_status(IngestStatus.FAILED)
+    if failed:
+        raise InputError(
+            f"{len(failed)} synthetic products could not be ingested, e.g. "
+            f"{failed[0].name}: {failed[0].reason}"
+        )
+    stage("products", started, f"{registered} products registered")
+
+    started = time.perf_counter()
+    processor = get_processor("mdb")
+    with workspace.session() as session:
+        site_row = get_site(session, SITE)
+        season_row = get_season(session, site_row, season_name)
+    result = processor.run(
+        RunContext(
+            workspace,
+            site_row,
+            season_row,
+            lambda fraction, message: say(f"markers database: {message}", fraction),
+        ),
+        processor.parse_parameters({}),
+    )
+    stage("markers database", started, result.summary)
+    report.figures["mdb"] = result.outputs["mdb"]
+    report.figures["mdb_rows"] = result.figures["rows"]
+    report.figures |= ndvi_against_truth(workspace, Path(result.outputs["mdb"]), world, year)
+
+
+def ndvi_against_truth(
+    workspace: Workspace, mdb_path: Path, world: SynthWorld, year: int
+) -> dict[str, float]:
+    """How the MDB's NDVI means compare with the noise-free NDVI of the synthetic truth."""
+    extracted = open_mdb(mdb_path).timeseries(signals=["NDVI"])
+    truth = pd.read_parquet(world.truth_signals[year])
+    if extracted.empty or truth.empty:
+        return {}
+    parcels = load_parcels(workspace, SITE, year)
+    original_ids = dict(zip(parcels["NewID"].astype(int), parcels["ori_id"], strict=True))
+    left = extracted.assign(
+        parcel_id=extracted["parcel_id"].map(original_ids),
+        date=pd.to_datetime(extracted["date"]).dt.date,
+    )
+    right = truth.assign(date=pd.to_datetime(truth["date"]).dt.date)[["parcel_id", "date", "ndvi"]]
+    joined = left.merge(right, on=["parcel_id", "date"], how="inner")
+    if joined.empty:
+        return {}
+    difference = np.abs(joined["mean"].to_numpy(float) - joined["ndvi"].to_numpy(float))
+    return {
+        "ndvi_rows_compared": float(len(joined)),
+        "ndvi_median_abs_difference": float(np.median(difference)),
+        "ndvi_correlation": float(np.corrcoef(joined["mean"], joined["ndvi"])[0, 1]),
+    }

@@ -1,0 +1,426 @@
+"""Extraction: from input products and a parcel set to MDB rows, one product at a time.
+
+For each product: the bands the requested signals need are decoded once, the signals are
+computed once, the product's validity mask is applied, and per-parcel statistics are taken on
+the parcels' pixels of the product's grid (inward buffer -5 m on optical 10 m grids, -10 m on
+SAR 20 m grids by default). The parcels' pixels depend only on (grid, parcel set, buffer): they
+are computed once and cached in the MDB folder, so every further date on the same grid costs
+one decode and one pass of grouped statistics.
+
+Dedup: among several processing baselines of one acquisition, one product is kept
+(:func:`capmon.sources.select_observations`); a parcel in the overlap of two Sentinel-2 tiles
+is extracted only from its *home tile*: the first tile, in name order, that contains the whole
+parcel, else the first that contains its centroid (``home_tiles``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import shapely
+from shapely.geometry import box
+
+from capmon.errors import CapmonError, InputError
+from capmon.grid import s2_tile
+from capmon.mdb.labels import PixelGrid, parcel_pixels
+from capmon.mdb.stats import ParcelPixels, parcel_statistics
+from capmon.mdb.store import Acquisition, MdbManifest, MdbStore, statistics_table
+from capmon.signals.bands import sensor_family
+from capmon.signals.biophysical import ViewingAngles
+from capmon.signals.catalogue import get_signal, signal_inputs
+from capmon.signals.compute import compute_signals
+from capmon.signals.sar import parse_convention, to_linear_power
+from capmon.sources import (
+    DEFAULT_MASK_CONFIG,
+    MaskConfig,
+    ProductInfo,
+    ProductReader,
+    ProductType,
+)
+from capmon.workspace import Workspace, atomic_path
+
+logger = logging.getLogger(__name__)
+
+ENGINE_VERSION = "1"
+DEFAULT_OPTICAL_SIGNALS = (
+    "NDVI",
+    "NDWI",
+    "BRIGHTNESS",
+    "BSI",
+    "NDTILL",
+    "LAI",
+    "FAPAR",
+    "FCOVER",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B11",
+    "B12",
+)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """What to extract and how (defaults are Sen4CAP's)."""
+
+    optical_signals: tuple[str, ...] = DEFAULT_OPTICAL_SIGNALS
+    sar: bool = True
+    optical_buffer_m: float = 5.0
+    sar_buffer_m: float = 10.0
+    optical_resolution: float = 10.0
+    min_count: int = 2
+    min_valid_fraction: float = 0.1
+    mask: MaskConfig = DEFAULT_MASK_CONFIG
+
+    def __post_init__(self) -> None:
+        for name in self.optical_signals:
+            signal = get_signal(name)  # unknown names fail here, naming the known ones
+            if not signal.sensors & {"S2", "L8"}:
+                raise InputError(f"signal {name} is not an optical signal")
+        if self.optical_buffer_m < 0 or self.sar_buffer_m < 0:
+            raise InputError("buffers are inward distances in metres and must be >= 0")
+        if not 0 <= self.min_valid_fraction < 1:
+            raise InputError("min_valid_fraction must be in [0, 1)")
+
+
+@dataclass
+class ExtractionReport:
+    """What an extraction did."""
+
+    extracted: list[str] = field(default_factory=list)
+    already_done: list[str] = field(default_factory=list)
+    empty: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    rows: int = 0
+    seconds: float = 0.0
+
+
+class ParcelPixelCache:
+    """The parcels' pixels per (grid, buffer), in memory and as files in the MDB folder."""
+
+    def __init__(self, parcels: gpd.GeoDataFrame, folder: Path | None) -> None:
+        self.parcels = parcels
+        self.folder = folder
+        self._memory: dict[str, tuple[ParcelPixels, npt.NDArray[np.int32]]] = {}
+
+    @staticmethod
+    def key(grid: PixelGrid, buffer_m: float) -> str:
+        text = "|".join(
+            [grid.crs.to_wkt(), repr(tuple(grid.transform)[:6]), repr(grid.shape), repr(buffer_m)]
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def get(self, grid: PixelGrid, buffer_m: float) -> tuple[ParcelPixels, npt.NDArray[np.int32]]:
+        key = self.key(grid, buffer_m)
+        if key in self._memory:
+            return self._memory[key]
+        path = self.folder / f"{key}.npz" if self.folder is not None else None
+        pixels: ParcelPixels | None = None
+        if path is not None and path.exists():
+            with np.load(path) as stored:
+                pixels = ParcelPixels(
+                    stored["parcel_ids"],
+                    stored["offsets"],
+                    stored["pixel_index"],
+                    (int(stored["shape"][0]), int(stored["shape"][1])),
+                )
+        if pixels is None:
+            pixels = parcel_pixels(self.parcels, grid, buffer_m=buffer_m)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(path) as tmp, tmp.open("wb") as handle:
+                    np.savez(
+                        handle,
+                        parcel_ids=pixels.parcel_ids,
+                        offsets=pixels.offsets,
+                        pixel_index=pixels.pixel_index,
+                        shape=np.array(pixels.shape),
+                    )
+        entry = (pixels, pixels.segment)
+        self._memory = {key: entry}  # one grid at a time: a tile's pixels are large
+        return entry
+
+
+def home_tiles(parcels: gpd.GeoDataFrame, tiles: Iterable[str]) -> dict[str, set[int]]:
+    """The parcels (NewIDs) whose home tile is each of ``tiles`` (see the module docstring)."""
+    names = sorted(set(tiles))
+    if parcels.crs is None:
+        raise InputError("the parcels have no CRS")
+    ids = parcels["NewID"].to_numpy()
+    home = np.full(len(ids), "", dtype=object)
+    for rule in ("within", "centroid"):
+        for name in names:
+            todo = home == ""
+            if not todo.any():
+                break
+            tile = s2_tile(name)
+            local = parcels.geometry[todo].to_crs(tile.epsg).to_numpy()
+            area = box(*tile.bounds)
+            inside = (
+                shapely.within(local, area)
+                if rule == "within"
+                else shapely.within(shapely.centroid(local), area)
+            )
+            positions = np.flatnonzero(todo)[inside]
+            home[positions] = name
+    return {name: {int(i) for i in ids[home == name]} for name in names}
+
+
+def extract_products(
+    parcels: gpd.GeoDataFrame,
+    readers: Sequence[ProductReader],
+    store: MdbStore,
+    settings: ExtractionSettings,
+    *,
+    site_tiles: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> ExtractionReport:
+    """Extract every product not stored yet; a bad product is reported and the others go on."""
+    started = time.perf_counter()
+    report = ExtractionReport()
+    cache = ParcelPixelCache(parcels, store.root / "pixels")
+    homes = home_tiles(parcels, site_tiles) if site_tiles else {}
+    all_ids = parcels["NewID"].to_numpy().astype(np.int64)
+    # One grid after the other, so that the pixel cache is reused for every date of a grid.
+    ordered = sorted(readers, key=lambda r: (r.info.tile or "", _family(r.info), r.info.name))
+    for reader in ordered:
+        info = reader.info
+        if progress is not None:
+            progress(info.name)
+        if store.has_product(info.name):
+            report.already_done.append(info.name)
+            continue
+        try:
+            tables, rows = _extract_one(reader, cache, settings, homes, all_ids)
+        except CapmonError as exc:
+            logger.warning("product %s not extracted: %s", info.name, exc)
+            report.failed.append((info.name, str(exc)))
+            continue
+        store.write_product(info.name, tables)
+        if rows == 0:
+            reason = "no parcel has enough valid pixels (clouds, or outside the parcels)"
+            logger.info("product %s: %s", info.name, reason)
+            report.empty.append((info.name, reason))
+        else:
+            report.extracted.append(info.name)
+        report.rows += rows
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _family(info: ProductInfo) -> str:
+    return sensor_family(info.sensor) if info.sensor else "?"
+
+
+def _acquisition(info: ProductInfo) -> Acquisition:
+    return Acquisition(
+        product_id=info.name,
+        sensor=info.sensor or "unknown",
+        date=info.acquired_at.date(),
+        tile=info.tile,
+        date_first=info.acquired_first_at.date() if info.acquired_first_at else None,
+        orbit=info.relative_orbit,
+        orbit_direction=info.orbit_direction,
+    )
+
+
+def _extract_one(
+    reader: ProductReader,
+    cache: ParcelPixelCache,
+    settings: ExtractionSettings,
+    homes: dict[str, set[int]],
+    all_ids: npt.NDArray[np.int64],
+) -> tuple[list[object], int]:
+    info = reader.info
+    if info.product_type in (ProductType.S1_AMP, ProductType.S1_COHE):
+        if not settings.sar:
+            return [], 0
+        values_by_signal, valid, grid = _sar_signals(reader)
+        buffer_m = settings.sar_buffer_m
+    else:
+        values_by_signal, valid, grid, buffer_m = _optical_signals(reader, settings)
+    pixels, segment = cache.get(grid, buffer_m)
+    allowed: npt.NDArray[np.bool_] | None = None
+    if info.tile is not None and info.tile in homes:
+        allowed = np.isin(pixels.parcel_ids, np.fromiter(homes[info.tile], dtype=np.int64))
+    acquisition = _acquisition(info)
+    tables = []
+    rows = 0
+    for name, values in values_by_signal.items():
+        stats = parcel_statistics(pixels, values, valid, segment=segment)
+        keep = stats.kept(settings.min_count, settings.min_valid_fraction)
+        if allowed is not None:
+            keep &= allowed
+        rows += int(keep.sum())
+        tables.append(statistics_table(acquisition, name, stats, keep))
+    return tables, rows
+
+
+def _optical_signals(
+    reader: ProductReader, settings: ExtractionSettings
+) -> tuple[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.bool_], PixelGrid, float]:
+    info = reader.info
+    sensor = info.sensor or ""
+    names = [n for n in settings.optical_signals if _available(n, sensor)]
+    needed = signal_inputs(names, sensor)
+    resolution = settings.optical_resolution
+    bands = {band: reader.read(reader.require_band(band), resolution) for band in sorted(needed)}
+    angles = None
+    if any(get_signal(n).needs_angles for n in names):
+        a = reader.angles()
+        angles = ViewingAngles(a.sun_zenith, a.sun_azimuth, a.view_zenith, a.view_azimuth)
+    values = compute_signals(names, bands, sensor=sensor, angles=angles)
+    valid = reader.valid_mask(resolution, settings.mask)
+    return dict(values), valid, reader.grid(resolution), settings.optical_buffer_m
+
+
+def _available(name: str, sensor: str) -> bool:
+    family = sensor_family(sensor)
+    return family in get_signal(name).sensors
+
+
+def _sar_signals(
+    reader: ProductReader,
+) -> tuple[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.bool_], PixelGrid]:
+    info = reader.info
+    polarisation = info.polarisation
+    if polarisation not in ("VV", "VH"):
+        raise InputError(f"product {info.name} has no VV/VH polarisation ({polarisation!r})")
+    stored = reader.read(polarisation)
+    sensor = info.sensor or "S1"
+    if info.product_type is ProductType.S1_AMP:
+        convention = parse_convention(str(info.properties.get("amplitude_convention", "")))
+        power = to_linear_power(stored, convention)
+        names = [f"AMP_{polarisation}"]
+        computed = compute_signals(names, {polarisation: power}, sensor=sensor)
+    else:
+        names = [f"COHE_{polarisation}"]
+        computed = compute_signals(names, {polarisation: stored}, sensor=sensor)
+    grid = reader.grid()
+    valid = np.ones(grid.shape, dtype=bool)
+    return dict(computed), valid, grid
+
+
+@dataclass(frozen=True)
+class SeasonExtraction:
+    """The result of :func:`extract_season`: where the MDB is and what was done."""
+
+    mdb_path: Path
+    declaration_version: int
+    parcels: int
+    report: ExtractionReport
+
+
+def mdb_folder(
+    workspace: Workspace, site_short_name: str, season: str, declaration_set_id: int
+) -> Path:
+    """Where the MDB of a site, season and declaration set lives in the workspace."""
+    return workspace.path(
+        Path("mdb") / site_short_name / season / f"declarations-{declaration_set_id}"
+    )
+
+
+def extract_season(
+    workspace: Workspace,
+    site: str,
+    season: str,
+    settings: ExtractionSettings | None = None,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> SeasonExtraction:
+    """Extract the season's registered products for the newest declarations of its year.
+
+    The declarations year is the year of the season's end. Products are those of the site
+    acquired between the season's start and end (inclusive); products already in the MDB are
+    skipped, so a rerun does only what is missing.
+    """
+    from capmon.catalog.models import DeclarationSet
+    from capmon.parcels import load_parcels
+    from capmon.parcels.store import latest_row
+    from capmon.sites import get_season, get_site
+    from capmon.sources import list_products, open_product, select_observations
+
+    settings = settings or ExtractionSettings()
+    with workspace.session() as session:
+        site_row = get_site(session, site)
+        season_row = get_season(session, site_row, season)
+        year = season_row.end_date.year
+        declarations = latest_row(session, DeclarationSet, site_row, year)
+        if declarations is None:
+            raise InputError(
+                f"site {site_row.name!r} has no declarations for {year} (season {season}); "
+                "import them first with `capmon declarations import`"
+            )
+        products = [
+            (p.name, Path(p.path))
+            for p in list_products(session, site_row)
+            if p.acquired_at is not None
+            and season_row.start_date <= p.acquired_at.date() <= season_row.end_date
+            and p.product_type in {t.value for t in ProductType}
+        ]
+        tiles = list(site_row.tiles)
+        short_name = site_row.short_name
+        declaration_id, declaration_version = declarations.id, declarations.version
+    parcels = load_parcels(workspace, site, year, declaration_version)
+    usable = parcels["GeomValid"].to_numpy(dtype=bool) | parcels["repaired"].to_numpy(dtype=bool)
+    parcels = parcels.loc[usable, ["NewID", "geometry"]].copy()
+    parcels["NewID"] = parcels["NewID"].astype(np.int64)
+
+    store = MdbStore(mdb_folder(workspace, short_name, season, declaration_id))
+    store.initialise(
+        MdbManifest(
+            site=short_name,
+            parcel_set=f"{short_name}/{year}/v{declaration_version}",
+            declaration_set_id=declaration_id,
+            optical_buffer_m=settings.optical_buffer_m,
+            sar_buffer_m=settings.sar_buffer_m,
+            min_count=settings.min_count,
+            min_valid_fraction=settings.min_valid_fraction,
+            engine_version=ENGINE_VERSION,
+        )
+    )
+    report = ExtractionReport()
+    readers: list[ProductReader] = []
+    for name, path in products:
+        if store.has_product(name):
+            report.already_done.append(name)
+            continue
+        try:
+            readers.append(open_product(path))
+        except CapmonError as exc:
+            logger.warning("product %s cannot be opened: %s", name, exc)
+            report.failed.append((name, str(exc)))
+    chosen = {info.name for info in select_observations([r.info for r in readers])}
+    report.superseded = sorted(r.info.name for r in readers if r.info.name not in chosen)
+    readers = [r for r in readers if r.info.name in chosen]
+    total = len(readers)
+    done = 0
+
+    def step(name: str) -> None:
+        nonlocal done
+        if progress is not None:
+            progress(done, total, name)
+        done += 1
+
+    result = extract_products(parcels, readers, store, settings, site_tiles=tiles, progress=step)
+    if progress is not None:
+        progress(total, total, "done")
+    result.already_done[:0] = report.already_done
+    result.failed[:0] = report.failed
+    result.superseded = report.superseded
+    return SeasonExtraction(store.root, declaration_version, len(parcels), result)

@@ -1,0 +1,28 @@
+"""Per-pixel signals for the markers database: indices, biophysical variables, SAR values, masks.
+
+Pure numpy, float32 in and out, NaN = no data. The readers decode each band of a product once
+and :func:`compute_signals` turns them into the requested signals; :func:`signal_inputs` says
+which bands to decode. Band naming and the Landsat mapping: :mod:`capmon.signals.bands`.
+"""
+
+from __future__ import annotations
+
+from capmon.signals.bands import LANDSAT_BANDS, sensor_family
+from capmon.signals.biophysical import BiophysicalResult, ViewingAngles, fapar, fcover, lai
+from capmon.signals.catalogue import SIGNALS, Signal, get_signal, signal_inputs
+from capmon.signals.compute import compute_signals
+
+__all__ = [
+    "LANDSAT_BANDS",
+    "SIGNALS",
+    "BiophysicalResult",
+    "Signal",
+    "ViewingAngles",
+    "compute_signals",
+    "fapar",
+    "fcover",
+    "get_signal",
+    "lai",
+    "sensor_family",
+    "signal_inputs",
+]

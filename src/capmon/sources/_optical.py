@@ -1,0 +1,65 @@
+"""The part of the optical readers that does not depend on the format: grids and band reads."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from capmon.errors import InputError
+from capmon.mdb.labels import PixelGrid
+from capmon.sources.model import ProductInfo, ProductReader
+from capmon.sources.raster import BandFiles
+
+
+class OpticalReader(ProductReader):
+    """A reader whose bands are reflectance files of :class:`BandFiles`.
+
+    ``aliases`` maps a canonical band name to the stored band it reads (Landsat ``B08`` is
+    the same file as ``B8A``).
+    """
+
+    def __init__(
+        self,
+        info: ProductInfo,
+        files: BandFiles,
+        bands: tuple[str, ...],
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        self.info = info
+        self.files = files
+        self.bands = bands
+        self.aliases = dict(aliases or {})
+        self._stored_bands = tuple(dict.fromkeys(self.aliases.get(b, b) for b in bands))
+
+    def resolution(self, resolution: float | None) -> float:
+        """``resolution`` checked, or the product's finest one."""
+        if resolution is None:
+            return self.files.finest_resolution(self._stored_bands)
+        if isinstance(resolution, bool) or not math.isfinite(resolution) or resolution <= 0:
+            raise InputError(f"resolution must be a positive number of metres, not {resolution!r}")
+        return float(resolution)
+
+    def grid(self, resolution: float | None = None) -> PixelGrid:
+        return self.files.grid(self.resolution(resolution), self._stored_bands)
+
+    def read(self, band: str, resolution: float | None = None) -> npt.NDArray[np.float32]:
+        self.require_band(band)
+        return self.files.read(self.aliases.get(band, band), self.grid(resolution))
+
+    def check(self) -> None:
+        self.files.check()
+
+
+def mean_angle(values: list[float], *, circular: bool) -> float:
+    """The mean of angles in degrees (NaN ignored); azimuths use the circular mean."""
+    finite = np.array([v for v in values if math.isfinite(v)], np.float64)
+    if finite.size == 0:
+        return math.nan
+    if not circular:
+        return float(finite.mean())
+    radians = np.deg2rad(finite)
+    mean = math.degrees(math.atan2(float(np.sin(radians).mean()), float(np.cos(radians).mean())))
+    return mean % 360.0
