@@ -65,9 +65,14 @@ def run_demo(
     s2_format: str = "jp2",
     overwrite: bool = False,
     database_url: str | None = None,
+    window_km: float = 10.0,
+    revisit_days: int = 5,
     progress: Progress | None = None,
 ) -> DemoReport:
-    """Run every stage; returns the figures the CLI prints."""
+    """Run every stage; returns the figures the CLI prints.
+
+    ``window_km`` and ``revisit_days`` shrink the world for quick checks (the tests).
+    """
     say = progress or (lambda _stage, _fraction: None)
     home = home.expanduser().resolve()
     prepare_home(home, overwrite)
@@ -84,6 +89,8 @@ def run_demo(
         parcels=parcels,
         seed=seed,
         s2_format="cog" if s2_format == "cog" else "jp2",
+        window_km=window_km,
+        revisit_days=revisit_days,
         progress=lambda step, done, total: say(f"synthetic world: {step}", done / max(total, 1)),
     )
     year = world.years[0]

@@ -1,0 +1,47 @@
+"""``capmon demo`` on a tiny world: every stage runs and the MDB agrees with the truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from capmon.cli.main import app
+from capmon.demo import run_demo
+from capmon.errors import InputError
+
+runner = CliRunner()
+
+
+def test_demo_runs_every_stage(tmp_path: Path) -> None:
+    report = run_demo(
+        tmp_path / "demo", parcels=40, window_km=1.2, revisit_days=30, s2_format="cog"
+    )
+    stages = [name for name, _seconds, _detail in report.stages]
+    assert stages == [
+        "synthetic world",
+        "site and season",
+        "crop LUT",
+        "declarations",
+        "products",
+        "markers database",
+    ]
+    assert report.figures["parcels"] == 40
+    assert report.figures["mdb_rows"] > 1000
+    assert report.figures["ndvi_rows_compared"] > 100
+    assert report.figures["ndvi_correlation"] > 0.9
+    assert report.figures["ndvi_median_abs_difference"] < 0.05
+    # running it again needs --overwrite, and then replaces the workspace
+    with pytest.raises(InputError, match="pass --overwrite"):
+        run_demo(tmp_path / "demo", parcels=40, window_km=1.2, revisit_days=30)
+
+
+def test_demo_never_deletes_a_folder_that_is_not_a_workspace(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("...")
+    result = runner.invoke(app, ["--home", str(precious), "demo", "--overwrite"])
+    assert result.exit_code == 2
+    assert "does not look like a capmon workspace" in result.output
+    assert (precious / "thesis.tex").exists()

@@ -1,0 +1,195 @@
+"""Season extraction end to end on a tiny synthetic world: values, reruns, resume, bad products."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rasterio import features
+from typer.testing import CliRunner
+
+from capmon.cli.main import app
+from capmon.mdb.extract import ExtractionSettings, extract_season
+from capmon.mdb.query import open_mdb
+from capmon.parcels import import_declarations, import_lut, load_parcels
+from capmon.sites import SeasonDates, create_season, create_site, get_site
+from capmon.sources import ingest_products, open_product
+from capmon.synth import SynthWorld, generate_world
+from capmon.workspace import Workspace, open_workspace
+
+runner = CliRunner()
+SIGNALS = ("NDVI", "LAI", "B04")
+
+
+def _tiny(folder: Path, *, sentinel1: bool) -> SynthWorld:
+    return generate_world(
+        folder / "w",
+        parcels=40,
+        window_km=1.2,
+        revisit_days=30,
+        s2_format="jp2",
+        s1_repeat_days=12,
+        sentinel1=sentinel1,
+        seed=5,
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> SynthWorld:
+    """A tiny world with Sentinel-1 (a year of 12-day pairs: about 240 files)."""
+    return _tiny(tmp_path_factory.mktemp("world"), sentinel1=True)
+
+
+@pytest.fixture(scope="module")
+def optical_world(tmp_path_factory: pytest.TempPathFactory) -> SynthWorld:
+    """The same tiny world without Sentinel-1, for the tests about reruns and failures."""
+    return _tiny(tmp_path_factory.mktemp("optical"), sentinel1=False)
+
+
+def _workspace(world: SynthWorld, home: Path) -> Workspace:
+    workspace = open_workspace(home)
+    year = world.years[0]
+    with workspace.session() as session:
+        site = create_site(session, "tiny", world.aoi)
+        create_season(session, site, "S", SeasonDates.parse(f"{year}-02-01", f"{year}-11-30"))
+    import_lut(workspace, "tiny", year, world.lut)
+    import_declarations(
+        workspace,
+        "tiny",
+        year,
+        world.declarations[year],
+        parcel_id_cols=["PARCEL_ID"],
+        holding_id_cols=["HOLDING_ID"],
+        crop_code_col="CROP_CODE",
+    )
+    with workspace.session() as session:
+        ingest_products(
+            session, get_site(session, "tiny"), [p for p in (world.s2_dir, world.s1_dir) if p]
+        )
+    return workspace
+
+
+def _rows(mdb: Path) -> pd.DataFrame:
+    frame = open_mdb(mdb).timeseries()
+    return frame.sort_values(["parcel_id", "signal", "date", "product_id"]).reset_index(drop=True)
+
+
+def test_extraction_matches_a_direct_computation(world: SynthWorld, tmp_path: Path) -> None:
+    workspace = _workspace(world, tmp_path / "ws")
+    settings = ExtractionSettings(optical_signals=SIGNALS)
+    result = extract_season(workspace, "tiny", "S", settings)
+    report = result.report
+    assert not report.failed
+    assert report.extracted
+    rows = _rows(result.mdb_path)
+    assert {"NDVI", "LAI", "B04", "AMP_VV", "AMP_VH", "COHE_VV", "COHE_VH"} <= set(rows["signal"])
+    assert (rows["count"] > 1).all()
+    assert (rows["count"] > 0.1 * rows["pixels"]).all()
+    assert not rows.duplicated(["parcel_id", "signal", "date", "sensor", "orbit"]).any()
+
+    # One product, one parcel: the same number straight from the files with plain numpy.
+    ndvi = rows[rows["signal"] == "NDVI"].sort_values("count").iloc[-1]
+    product = next(p for p in world.s2_dir.iterdir() if p.name.startswith(ndvi["product_id"]))
+    reader = open_product(product)
+    parcels = load_parcels(workspace, "tiny", world.years[0])
+    parcel = parcels[parcels["NewID"] == ndvi["parcel_id"]].to_crs(reader.grid(10).crs)
+    grid = reader.grid(10)
+    inside = features.rasterize(
+        [(parcel.geometry.iloc[0].buffer(-5), 1)], out_shape=grid.shape, transform=grid.transform
+    ).astype(bool)
+    red, nir = reader.read("B04", 10), reader.read("B08", 10)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        direct = (nir - red) / (nir + red)
+    valid = inside & reader.valid_mask(10) & np.isfinite(direct)
+    assert ndvi["count"] == valid.sum()
+    assert ndvi["pixels"] == inside.sum()
+    assert ndvi["mean"] == pytest.approx(float(np.mean(direct[valid].astype(np.float64))), rel=1e-5)
+    assert ndvi["median"] == pytest.approx(float(np.median(direct[valid])), rel=1e-5)
+    workspace.dispose()
+
+
+def test_rerun_does_nothing_and_resume_gives_the_same_mdb(
+    optical_world: SynthWorld, tmp_path: Path
+) -> None:
+    workspace = _workspace(optical_world, tmp_path / "ws")
+    settings = ExtractionSettings(optical_signals=SIGNALS)
+    first = extract_season(workspace, "tiny", "S", settings)
+    complete = _rows(first.mdb_path)
+    files = sorted((first.mdb_path / "observations").glob("*.parquet"))
+    stamps = {f.name: f.stat().st_mtime_ns for f in files}
+
+    again = extract_season(workspace, "tiny", "S", settings)
+    assert again.report.extracted == []
+    assert len(again.report.already_done) == len(files)
+    assert {f.name: f.stat().st_mtime_ns for f in files} == stamps
+
+    # A run killed half-way leaves some products without their file (never a partial one):
+    for lost in files[::3]:
+        lost.unlink()
+    shutil.rmtree(first.mdb_path / "pixels")
+    resumed = extract_season(workspace, "tiny", "S", settings)
+    assert len(resumed.report.extracted) + len(resumed.report.empty) == len(files[::3])
+    pd.testing.assert_frame_equal(_rows(first.mdb_path), complete)
+    workspace.dispose()
+
+
+def test_a_corrupted_product_is_reported_and_the_others_are_extracted(
+    optical_world: SynthWorld, tmp_path: Path
+) -> None:
+    copy = tmp_path / "world"
+    shutil.copytree(optical_world.root, copy)
+    broken_world = SynthWorld.load(copy)
+    assert broken_world.s2_dir is not None
+    victim = sorted(broken_world.s2_dir.iterdir())[2]
+    band = next(victim.rglob("*B04_10m.jp2"))
+    workspace = _workspace(broken_world, tmp_path / "ws")
+    band.write_bytes(band.read_bytes()[: band.stat().st_size // 3])
+    result = extract_season(workspace, "tiny", "S", ExtractionSettings(optical_signals=SIGNALS))
+    failed = dict(result.report.failed)
+    assert list(failed) == [victim.name.removesuffix(".SAFE")]
+    assert "B04" in failed[victim.name.removesuffix(".SAFE")]
+    assert result.report.extracted
+    assert not (result.mdb_path / "observations" / f"{victim.stem}.parquet").exists()
+    workspace.dispose()
+
+
+def test_extraction_errors(optical_world: SynthWorld, tmp_path: Path) -> None:
+    workspace = open_workspace(tmp_path / "ws")
+    with workspace.session() as session:
+        site = create_site(session, "empty", optical_world.aoi)
+        create_season(session, site, "S", SeasonDates.parse("2024-02-01", "2024-11-30"))
+    with pytest.raises(ValueError, match="has no declarations for 2024"):
+        extract_season(workspace, "empty", "S")
+    with pytest.raises(ValueError, match="unknown signal 'NOT_A_SIGNAL'"):
+        ExtractionSettings(optical_signals=("NOT_A_SIGNAL",))
+    workspace.dispose()
+
+
+def test_cli_run_extract_info_and_export(optical_world: SynthWorld, tmp_path: Path) -> None:
+    workspace = _workspace(optical_world, tmp_path / "ws")
+    workspace.dispose()
+    home = ["--home", str(tmp_path / "ws")]
+    bad = runner.invoke(app, [*home, "run", "mdb", "tiny", "S", "--signals", "NOPE"])
+    assert bad.exit_code == 2
+    assert "NOPE" in bad.output
+    bad_buffer = runner.invoke(app, [*home, "mdb", "extract", "tiny", "S", "--sar-buffer-m", "-1"])
+    assert bad_buffer.exit_code == 2
+    assert "--sar-buffer-m" in bad_buffer.output
+    result = runner.invoke(
+        app, [*home, "mdb", "extract", "tiny", "S", "--signals", "NDVI", "--no-sar"]
+    )
+    assert result.exit_code == 0, result.output
+    mdb = next((tmp_path / "ws" / "mdb").rglob("mdb.json")).parent
+    info = runner.invoke(app, [*home, "mdb", "info", str(mdb), "--json"])
+    assert info.exit_code == 0, info.output
+    assert [row["signal"] for row in json.loads(info.output)] == ["NDVI"]
+    exported = runner.invoke(app, [*home, "mdb", "export", str(mdb), str(tmp_path / "out")])
+    assert exported.exit_code == 0, exported.output
+    csv = next((tmp_path / "out").glob("SEN4CAP_MDB1_*.csv"))
+    header = csv.read_text().splitlines()[0]
+    assert header.startswith('"NewID"')
+    assert "_mean_NDVI" in header
