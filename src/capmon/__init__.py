@@ -7,8 +7,16 @@ docs/ARCHITECTURE.md.
 from __future__ import annotations
 
 from capmon.errors import CapmonError
+from capmon.mdb.query import MarkersDatabase, open_mdb
 from capmon.workspace import Workspace, open_workspace
 
 __version__ = "0.1.0"
 
-__all__ = ["CapmonError", "Workspace", "__version__", "open_workspace"]
+__all__ = [
+    "CapmonError",
+    "MarkersDatabase",
+    "Workspace",
+    "__version__",
+    "open_mdb",
+    "open_workspace",
+]

@@ -91,6 +91,7 @@ def run_demo(
         s2_format="cog" if s2_format == "cog" else "jp2",
         window_km=window_km,
         revisit_days=revisit_days,
+        wrong_declarations=0.05,
         progress=lambda step, done, total: say(f"synthetic world: {step}", done / max(total, 1)),
     )
     year = world.years[0]
@@ -207,7 +208,7 @@ def ndvi_against_truth(
         return {}
     difference = np.abs(joined["mean"].to_numpy(float) - joined["ndvi"].to_numpy(float))
     return {
-        "ndvi_rows_compared": float(len(joined)),
+        "ndvi_rows_compared": len(joined),
         "ndvi_median_abs_difference": float(np.median(difference)),
         "ndvi_correlation": float(np.corrcoef(joined["mean"], joined["ndvi"])[0, 1]),
     }

@@ -31,23 +31,10 @@ from shapely.geometry.base import BaseGeometry
 
 from capmon.errors import InputError
 from capmon.mdb.labels import PixelGrid
+from capmon.signals.bands import S2_BANDS
 from capmon.signals.masks import LandsatQaConfig, MajaMaskConfig, SclMaskConfig
 
-S2_BAND_NAMES = (
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B8A",
-    "B09",
-    "B10",
-    "B11",
-    "B12",
-)
+S2_BAND_NAMES = S2_BANDS
 """Canonical optical band names, in Sentinel-2 order (B8A after B08)."""
 
 

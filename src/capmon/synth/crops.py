@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from capmon.parcels.lut_schema import LUT_COLUMNS as SEN4CAP_LUT_COLUMNS
+
 
 class CropKind(StrEnum):
     """How a crop occupies the year: sown in autumn, sown in spring, perennial grass, fallow."""
@@ -222,21 +224,7 @@ CATCH_CROPS: tuple[CatchCropType, ...] = (
     CatchCropType(656, "Bladrammenas", 0.9, 0.15, False),
 )
 
-LUT_COLUMNS: tuple[str, ...] = (
-    "ori_crop",
-    "ctnum",
-    "ct",
-    "lc",
-    "ctnuml4a",
-    "ctl4a",
-    "ctnumdiv",
-    "eaa",
-    "al",
-    "pgrass",
-    "tgrass",
-    "fallow",
-    "cwater",
-)
+LUT_COLUMNS: tuple[str, ...] = SEN4CAP_LUT_COLUMNS
 
 
 def lut_rows() -> list[dict[str, int | str]]:
