@@ -93,6 +93,7 @@ def test_extraction_matches_a_direct_computation(world: SynthWorld, tmp_path: Pa
 
     # One product, one parcel: the same number straight from the files with plain numpy.
     ndvi = rows[rows["signal"] == "NDVI"].sort_values("count").iloc[-1]
+    assert world.s2_dir is not None
     product = next(p for p in world.s2_dir.iterdir() if p.name.startswith(ndvi["product_id"]))
     reader = open_product(product)
     parcels = load_parcels(workspace, "tiny", world.years[0])
@@ -193,3 +194,53 @@ def test_cli_run_extract_info_and_export(optical_world: SynthWorld, tmp_path: Pa
     header = csv.read_text().splitlines()[0]
     assert header.startswith('"NewID"')
     assert "_mean_NDVI" in header
+
+
+def test_an_entirely_masked_product_is_a_named_skip(
+    optical_world: SynthWorld, tmp_path: Path
+) -> None:
+    from capmon.mdb.extract import extract_products
+    from capmon.mdb.store import MdbManifest, MdbStore
+    from capmon.sources import ProductReader
+
+    class Clouded(ProductReader):
+        """A real product whose every pixel is cloudy."""
+
+        def __init__(self, reader: ProductReader) -> None:
+            self._reader = reader
+            self.info = reader.info
+            self.bands = reader.bands
+
+        def grid(self, resolution: float | None = None):  # type: ignore[no-untyped-def]
+            return self._reader.grid(resolution)
+
+        def read(self, band: str, resolution: float | None = None):  # type: ignore[no-untyped-def]
+            return self._reader.read(band, resolution)
+
+        def valid_mask(self, resolution=None, config=None):  # type: ignore[no-untyped-def]
+            return np.zeros(self._reader.grid(resolution).shape, dtype=bool)
+
+        def angles(self):  # type: ignore[no-untyped-def]
+            return self._reader.angles()
+
+        def check(self) -> None:
+            self._reader.check()
+
+    workspace = _workspace(optical_world, tmp_path / "ws")
+    parcels = load_parcels(workspace, "tiny", optical_world.years[0])[["NewID", "geometry"]]
+    assert optical_world.s2_dir is not None
+    product = sorted(optical_world.s2_dir.iterdir())[0]
+    store = MdbStore(tmp_path / "mdb")
+    store.initialise(MdbManifest("tiny", "x", None, 5.0, 10.0, 2, 0.1, "1"))
+    report = extract_products(
+        parcels.astype({"NewID": "int64"}),
+        [Clouded(open_product(product))],
+        store,
+        ExtractionSettings(optical_signals=("NDVI",)),
+    )
+    assert report.extracted == []
+    assert [name for name, _reason in report.empty] == [product.name.removesuffix(".SAFE")]
+    assert "no parcel has enough valid pixels" in report.empty[0][1]
+    assert store.has_product(product.name.removesuffix(".SAFE"))  # done: a rerun skips it
+    assert open_mdb(store.root).timeseries().empty
+    workspace.dispose()
