@@ -244,3 +244,28 @@ def test_an_entirely_masked_product_is_a_named_skip(
     assert store.has_product(product.name.removesuffix(".SAFE"))  # done: a rerun skips it
     assert open_mdb(store.root).timeseries().empty
     workspace.dispose()
+
+
+def test_coherence_gaps_are_reported() -> None:
+    from datetime import date, timedelta
+
+    from capmon.mdb.extract import CoherenceProduct, coherence_report
+
+    start = date(2024, 3, 1)
+    pairs = [(start + timedelta(days=6 * i), start + timedelta(days=6 * (i + 1))) for i in range(8)]
+    del pairs[3:5]  # two pairs lost
+    products = [CoherenceProduct("S1A", 37, "VV", a, b, True) for a, b in pairs]
+    products.append(CoherenceProduct("S1C", 37, "VV", None, start, False))  # amplitude
+    lines = coherence_report(products)
+    assert lines == ["orbit 37 VV: 2 pair(s) missing at 6 days, 2024-03-19 to 2024-04-06 (18 days)"]
+    # one unit only: 12-day pairs are regular
+    twelve = [CoherenceProduct("S1A", 37, "VH", start, start + timedelta(days=12), True)]
+    twelve.append(
+        CoherenceProduct(
+            "S1A", 37, "VH", start + timedelta(days=12), start + timedelta(days=24), True
+        )
+    )
+    assert coherence_report(twelve) == []
+    # no unit named (Sen4CAP V1 names): the usual interval of the pairs is expected
+    unnamed = [CoherenceProduct(None, 88, "VV", a, b, True) for a, b in pairs]
+    assert len(coherence_report(unnamed)) == 1

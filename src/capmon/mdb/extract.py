@@ -15,6 +15,7 @@ parcel, else the first that contains its centroid (``home_tiles``).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -37,7 +38,12 @@ from capmon.signals.bands import sensor_family
 from capmon.signals.biophysical import ViewingAngles
 from capmon.signals.catalogue import get_signal, signal_inputs
 from capmon.signals.compute import compute_signals
-from capmon.signals.sar import parse_convention, to_linear_power
+from capmon.signals.sar import (
+    coherence_gaps,
+    expected_interval_days,
+    parse_convention,
+    to_linear_power,
+)
 from capmon.sources import (
     DEFAULT_MASK_CONFIG,
     MaskConfig,
@@ -106,6 +112,7 @@ class ExtractionReport:
     empty: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
+    coherence_gaps: list[str] = field(default_factory=list)
     rows: int = 0
     seconds: float = 0.0
 
@@ -366,13 +373,29 @@ def extract_season(
                 f"site {site_row.name!r} has no declarations for {year} (season {season}); "
                 "import them first with `capmon declarations import`"
             )
-        products = [
-            (p.name, Path(p.path))
+        in_season = [
+            p
             for p in list_products(session, site_row)
             if p.acquired_at is not None
             and season_row.start_date <= p.acquired_at.date() <= season_row.end_date
             and p.product_type in {t.value for t in ProductType}
         ]
+        products = [(p.name, Path(p.path)) for p in in_season]
+        gaps = coherence_report(
+            [
+                CoherenceProduct(
+                    p.sensor,
+                    p.relative_orbit,
+                    p.properties.get("polarisation"),
+                    p.acquired_first_at.date() if p.acquired_first_at else None,
+                    p.acquired_at.date(),
+                    p.product_type == ProductType.S1_COHE.value,
+                )
+                for p in in_season
+                if p.acquired_at is not None
+                and p.product_type in (ProductType.S1_AMP.value, ProductType.S1_COHE.value)
+            ]
+        )
         tiles = list(site_row.tiles)
         short_name = site_row.short_name
         declaration_id, declaration_version = declarations.id, declarations.version
@@ -423,4 +446,50 @@ def extract_season(
     result.already_done[:0] = report.already_done
     result.failed[:0] = report.failed
     result.superseded = report.superseded
+    result.coherence_gaps = gaps
     return SeasonExtraction(store.root, declaration_version, len(parcels), result)
+
+
+@dataclass(frozen=True)
+class CoherenceProduct:
+    """What the coherence-pair check needs of a Sentinel-1 product."""
+
+    sensor: str | None
+    orbit: int | None
+    polarisation: str | None
+    first: dt.date | None
+    second: dt.date
+    is_coherence: bool
+
+
+def coherence_report(products: Sequence[CoherenceProduct]) -> list[str]:
+    """Gaps in the coherence series of each orbit and polarisation, as readable lines.
+
+    The expected pair interval is 6 days when two Sentinel-1 units fly in the season and 12 days
+    with one (:func:`capmon.signals.sar.expected_interval_days`); when the products do not name
+    their unit (Sen4CAP V1 names), it is the most common interval of the pairs themselves.
+    """
+    units = {p.sensor for p in products if p.sensor and p.sensor.upper().startswith("S1")}
+    series: dict[tuple[int | None, str | None], list[tuple[dt.date, dt.date]]] = {}
+    for product in products:
+        if product.is_coherence and product.first is not None:
+            key = (product.orbit, product.polarisation)
+            series.setdefault(key, []).append((product.first, product.second))
+    lines: list[str] = []
+    for (orbit, polarisation), pairs in sorted(series.items(), key=lambda kv: str(kv[0])):
+        if units:
+            expected = expected_interval_days(units)
+        else:
+            intervals = [(second - first).days for first, second in pairs]
+            expected = max(set(intervals), key=intervals.count)
+        for gap in coherence_gaps(pairs, expected):
+            what = (
+                "pair longer than"
+                if gap.kind == "long_pair"
+                else f"{gap.missing} pair(s) missing at"
+            )
+            lines.append(
+                f"orbit {orbit} {polarisation}: {what} {expected} days, "
+                f"{gap.start} to {gap.end} ({gap.days} days)"
+            )
+    return lines

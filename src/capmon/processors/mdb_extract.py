@@ -90,6 +90,7 @@ def run(context: RunContext, parameters: MdbExtractParameters) -> RunResult:
             "parcels": result.parcels,
             "seconds": round(report.seconds, 2),
             "failures": [f"{name}: {reason}" for name, reason in report.failed],
+            "coherence_gaps": report.coherence_gaps,
         },
         outputs={"mdb": str(result.mdb_path)},
     )
