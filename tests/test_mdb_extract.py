@@ -13,7 +13,7 @@ from rasterio import features
 from typer.testing import CliRunner
 
 from capmon.cli.main import app
-from capmon.mdb.extract import ExtractionSettings, extract_season
+from capmon.mdb.extract import ExtractionSettings, SeasonExtraction, extract_season
 from capmon.mdb.query import open_mdb
 from capmon.parcels import import_declarations, import_lut, load_parcels
 from capmon.sites import SeasonDates, create_season, create_site, get_site
@@ -73,15 +73,25 @@ def _workspace(world: SynthWorld, home: Path) -> Workspace:
     return workspace
 
 
+@pytest.fixture(scope="module")
+def extracted(
+    world: SynthWorld, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Workspace, SeasonExtraction]:
+    """The tiny world with Sentinel-1, extracted once for the tests that only read it."""
+    workspace = _workspace(world, tmp_path_factory.mktemp("extracted") / "ws")
+    result = extract_season(workspace, "tiny", "S", ExtractionSettings(optical_signals=SIGNALS))
+    return workspace, result
+
+
 def _rows(mdb: Path) -> pd.DataFrame:
     frame = open_mdb(mdb).timeseries()
     return frame.sort_values(["parcel_id", "signal", "date", "product_id"]).reset_index(drop=True)
 
 
-def test_extraction_matches_a_direct_computation(world: SynthWorld, tmp_path: Path) -> None:
-    workspace = _workspace(world, tmp_path / "ws")
-    settings = ExtractionSettings(optical_signals=SIGNALS)
-    result = extract_season(workspace, "tiny", "S", settings)
+def test_extraction_matches_a_direct_computation(
+    world: SynthWorld, extracted: tuple[Workspace, SeasonExtraction]
+) -> None:
+    workspace, result = extracted
     report = result.report
     assert not report.failed
     assert report.extracted
@@ -110,7 +120,6 @@ def test_extraction_matches_a_direct_computation(world: SynthWorld, tmp_path: Pa
     assert ndvi["pixels"] == inside.sum()
     assert ndvi["mean"] == pytest.approx(float(np.mean(direct[valid].astype(np.float64))), rel=1e-5)
     assert ndvi["median"] == pytest.approx(float(np.median(direct[valid])), rel=1e-5)
-    workspace.dispose()
 
 
 def test_rerun_does_nothing_and_resume_gives_the_same_mdb(
@@ -269,3 +278,24 @@ def test_coherence_gaps_are_reported() -> None:
     # no unit named (Sen4CAP V1 names): the usual interval of the pairs is expected
     unnamed = [CoherenceProduct(None, 88, "VV", a, b, True) for a, b in pairs]
     assert len(coherence_report(unnamed)) == 1
+
+
+def test_s1_cut_to_s2_tile_grids(
+    world: SynthWorld, extracted: tuple[Workspace, SeasonExtraction], tmp_path: Path
+) -> None:
+    rows = _rows(extracted[1].mdb_path)
+    s1 = rows[rows["signal"] == "COHE_VV"]
+    assert s1["tile"].isna().all()  # whole-swath V1 products: no tile
+    other = tmp_path / "ws2"
+    workspace2 = _workspace(world, other)
+    cut = extract_season(
+        workspace2, "tiny", "S", ExtractionSettings(optical_signals=("NDVI",), s1_tile_grids=True)
+    )
+    tiled = _rows(cut.mdb_path)
+    tiled_s1 = tiled[tiled["signal"] == "COHE_VV"]
+    assert set(tiled_s1["tile"]) == {world.tile}
+    # same parcels and dates; values close (bilinear resampling of a 20 m grid onto another)
+    merged = s1.merge(tiled_s1, on=["parcel_id", "date", "orbit"], suffixes=("", "_cut"))
+    assert len(merged) > 0.8 * len(s1)
+    assert np.median(np.abs(merged["mean"] - merged["mean_cut"])) < 0.02
+    workspace2.dispose()

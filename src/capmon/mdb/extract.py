@@ -20,13 +20,18 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import rasterio.transform
+import rasterio.warp
 import shapely
+import shapely.geometry
+from affine import Affine
+from pyproj import CRS
 from shapely.geometry import box
 
 from capmon.errors import CapmonError, InputError
@@ -91,6 +96,9 @@ class ExtractionSettings:
     min_count: int = 2
     min_valid_fraction: float = 0.1
     mask: MaskConfig = DEFAULT_MASK_CONFIG
+    s1_tile_grids: bool = False
+    """Cut Sentinel-1 products to the site's S2 tile grids (20 m, tile UTM, bilinear) before
+    taking statistics, as Sen4CAP's per-tile S1 products; rows then carry the S2 tile."""
 
     def __post_init__(self) -> None:
         for name in self.optical_signals:
@@ -254,28 +262,101 @@ def _extract_one(
     all_ids: npt.NDArray[np.int64],
 ) -> tuple[list[object], int]:
     info = reader.info
+    layers: list[tuple[str | None, PixelGrid, dict[str, npt.NDArray[np.float32]], Mask]] = []
     if info.product_type in (ProductType.S1_AMP, ProductType.S1_COHE):
         if not settings.sar:
             return [], 0
         values_by_signal, valid, grid = _sar_signals(reader)
         buffer_m = settings.sar_buffer_m
+        if settings.s1_tile_grids and homes:
+            layers = [
+                (tile, tile_grid, warped, None)
+                for tile, tile_grid, warped in _on_tile_grids(grid, values_by_signal, homes)
+            ]
+        else:
+            layers = [(info.tile, grid, values_by_signal, valid)]
     else:
         values_by_signal, valid, grid, buffer_m = _optical_signals(reader, settings)
-    pixels, segment = cache.get(grid, buffer_m)
-    allowed: npt.NDArray[np.bool_] | None = None
-    if info.tile is not None and info.tile in homes:
-        allowed = np.isin(pixels.parcel_ids, np.fromiter(homes[info.tile], dtype=np.int64))
-    acquisition = _acquisition(info)
+        layers = [(info.tile, grid, values_by_signal, valid)]
     tables = []
     rows = 0
-    for name, values in values_by_signal.items():
-        stats = parcel_statistics(pixels, values, valid, segment=segment)
-        keep = stats.kept(settings.min_count, settings.min_valid_fraction)
-        if allowed is not None:
-            keep &= allowed
-        rows += int(keep.sum())
-        tables.append(statistics_table(acquisition, name, stats, keep))
+    for tile, layer_grid, layer_values, layer_valid in layers:
+        pixels, segment = cache.get(layer_grid, buffer_m)
+        allowed: npt.NDArray[np.bool_] | None = None
+        if tile is not None and tile in homes:
+            allowed = np.isin(pixels.parcel_ids, np.fromiter(homes[tile], dtype=np.int64))
+        acquisition = replace(_acquisition(info), tile=tile)
+        for name, values in layer_values.items():
+            stats = parcel_statistics(pixels, values, layer_valid, segment=segment)
+            keep = stats.kept(settings.min_count, settings.min_valid_fraction)
+            if allowed is not None:
+                keep &= allowed
+            rows += int(keep.sum())
+            tables.append(statistics_table(acquisition, name, stats, keep))
     return tables, rows
+
+
+Mask = npt.NDArray[np.bool_] | None
+
+
+def _on_tile_grids(
+    grid: PixelGrid,
+    values_by_signal: dict[str, npt.NDArray[np.float32]],
+    homes: dict[str, set[int]],
+) -> list[tuple[str, PixelGrid, dict[str, npt.NDArray[np.float32]]]]:
+    """The signals warped onto the 20 m grid of each S2 tile they cover (bilinear, NaN outside).
+
+    Only the part of each tile under the product is kept, snapped to the tile's pixel grid.
+    """
+    result = []
+    west, south, east, north = rasterio.transform.array_bounds(
+        grid.height, grid.width, grid.transform
+    )
+    footprint = box(west, south, east, north)
+    for name in sorted(homes):
+        tile = s2_tile(name)
+        in_tile_crs = shapely.geometry.shape(
+            rasterio.warp.transform_geom(
+                grid.crs,
+                CRS.from_epsg(tile.epsg),
+                shapely.geometry.mapping(shapely.segmentize(footprint, max(grid.resolution) * 50)),
+            )
+        )
+        local = shapely.intersection(in_tile_crs, box(*tile.bounds))
+        if local.is_empty:
+            continue
+        x0, y0, x1, y1 = local.bounds
+        res = 20.0
+        tw, ts, te, tn = tile.bounds
+        x0, x1 = (
+            max(tw, tw + np.floor((x0 - tw) / res) * res),
+            min(te, tw + np.ceil((x1 - tw) / res) * res),
+        )
+        y0, y1 = (
+            max(ts, tn - np.ceil((tn - y0) / res) * res),
+            min(tn, tn - np.floor((tn - y1) / res) * res),
+        )
+        width, height = round(float(x1 - x0) / res), round(float(y1 - y0) / res)
+        if width <= 0 or height <= 0:
+            continue
+        target = PixelGrid(CRS.from_epsg(tile.epsg), Affine(res, 0, x0, 0, -res, y1), width, height)
+        warped = {}
+        for signal, values in values_by_signal.items():
+            out = np.full(target.shape, np.nan, dtype=np.float32)
+            rasterio.warp.reproject(
+                values,
+                out,
+                src_transform=grid.transform,
+                src_crs=grid.crs,
+                src_nodata=np.nan,
+                dst_transform=target.transform,
+                dst_crs=target.crs,
+                dst_nodata=np.nan,
+                resampling=rasterio.warp.Resampling.bilinear,
+            )
+            warped[signal] = out
+        result.append((name, target, warped))
+    return result
 
 
 def _optical_signals(

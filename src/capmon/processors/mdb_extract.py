@@ -31,6 +31,9 @@ class MdbExtractParameters(BaseModel):
     sar: bool = Field(True, description="Extract Sentinel-1 amplitude and coherence products.")
     optical_buffer_m: float = Field(5.0, ge=0, description="Inward parcel buffer on optical grids.")
     sar_buffer_m: float = Field(10.0, ge=0, description="Inward parcel buffer on SAR grids.")
+    s1_tile_grids: bool = Field(
+        False, description="Cut Sentinel-1 products to the site's S2 tile grids (20 m) first."
+    )
     min_count: int = Field(2, ge=1, description="Minimum number of valid pixels of a row.")
     min_valid_fraction: float = Field(
         0.1, ge=0, lt=1, description="A row needs more valid pixels than this share of the parcel."
@@ -53,6 +56,7 @@ class MdbExtractParameters(BaseModel):
             sar=self.sar,
             optical_buffer_m=self.optical_buffer_m,
             sar_buffer_m=self.sar_buffer_m,
+            s1_tile_grids=self.s1_tile_grids,
             min_count=self.min_count,
             min_valid_fraction=self.min_valid_fraction,
             mask=MaskConfig(scl=SclMaskConfig(invalid_classes=frozenset(self.scl_invalid_classes))),
