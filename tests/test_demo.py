@@ -26,12 +26,18 @@ def test_demo_runs_every_stage(tmp_path: Path) -> None:
         "declarations",
         "products",
         "markers database",
+        "L4A crop type",
     ]
     assert report.figures["parcels"] == 40
     assert report.figures["mdb_rows"] > 1000
     assert report.figures["ndvi_rows_compared"] > 100
     assert report.figures["ndvi_correlation"] > 0.9
     assert report.figures["ndvi_median_abs_difference"] < 0.05
+    # 40 parcels: no class has pa_min (30) best parcels; L4A reports them and classifies nothing
+    assert report.figures["l4a_classes"] == 0
+    assert report.figures["l4a_excluded_classes"] > 0
+    l4a_detail = report.stages[-1][2]
+    assert "no parcel classified" in l4a_detail
     # running it again needs --overwrite, and then replaces the workspace
     with pytest.raises(InputError, match="pass --overwrite"):
         run_demo(tmp_path / "demo", parcels=40, window_km=1.2, revisit_days=30)

@@ -2,8 +2,9 @@
 
 Stages: generate the synthetic world (real product formats + truth), create the site and its
 season, import the crop LUT and the declarations, ingest the Sentinel-2 and Sentinel-1
-products, extract the markers database, and compare the extracted NDVI with the synthetic
-truth. Later issues add their processors here, so that ``make demo`` always runs the whole
+products, extract the markers database, compare the extracted NDVI with the synthetic
+truth, and classify the crop types (L4A) against the true crops and the deliberately wrong
+declarations. Later issues add their processors here, so that ``make demo`` always runs the whole
 system.
 """
 
@@ -186,6 +187,66 @@ def _catalogue_stages(
     report.figures["mdb"] = result.outputs["mdb"]
     report.figures["mdb_rows"] = result.figures["rows"]
     report.figures |= ndvi_against_truth(workspace, Path(result.outputs["mdb"]), world, year)
+
+    started = time.perf_counter()
+    l4a = get_processor("l4a")
+    l4a_result = l4a.run(
+        RunContext(
+            workspace,
+            site_row,
+            season_row,
+            lambda fraction, message: say(f"L4A crop type: {message}", fraction),
+        ),
+        l4a.parse_parameters({}),
+    )
+    l4a_figures = l4a_against_truth(Path(l4a_result.outputs["parcels"]), world, year)
+    detail = l4a_result.summary
+    if not l4a_figures:
+        detail += " (no parcel classified: nothing to compare with the truth)"
+    stage("L4A crop type", started, detail)
+    report.figures["l4a_product"] = l4a_result.outputs["product"]
+    report.figures["l4a_classes"] = l4a_result.figures["classes"]
+    report.figures["l4a_excluded_classes"] = len(l4a_result.figures["excluded_classes"])
+    report.figures |= l4a_figures
+
+
+def l4a_against_truth(parcels_csv: Path, world: SynthWorld, year: int) -> dict[str, float]:
+    """L4A's classified parcels against the synthetic truth: accuracy and flagged declarations.
+
+    A wrong declaration is detectable by L4A only when it changes the L4A class (a silage maize
+    declared as grain maize stays "Maize"); ``l4a_wrong_flagged`` counts those, and
+    ``l4a_wrong_any_flagged`` every wrong declaration.
+    """
+    predictions = pd.read_csv(parcels_csv, dtype={"ori_id": str})
+    truth = pd.read_csv(world.truth_parcels[year], dtype={"parcel_id": str})
+    classes = dict(zip(truth["true_crop_code"], truth["true_ctnuml4a"], strict=True))
+    joined = predictions.merge(truth, left_on="ori_id", right_on="parcel_id", how="inner")
+    classified = joined[joined["Classif_r"].isin(["Classified_conform", "Classified_not_conform"])]
+    if classified.empty:
+        return {}
+    true_class = classified["true_ctnuml4a"].to_numpy(np.int64)
+    predicted = classified["CT_pred_1"].to_numpy(np.int64)
+    labels = np.unique(np.concatenate([true_class, predicted]))
+    matrix = np.zeros((len(labels), len(labels)))
+    np.add.at(matrix, (np.searchsorted(labels, predicted), np.searchsorted(labels, true_class)), 1)
+    total = matrix.sum()
+    accuracy = float(np.trace(matrix) / total)
+    expected = float((matrix.sum(axis=0) * matrix.sum(axis=1)).sum() / total**2)
+    flagged = (classified["Classif_r"] == "Classified_not_conform").to_numpy()
+    wrong = (classified["declared_wrong"] == 1).to_numpy()
+    declared_class = classified["declared_crop_code"].map(classes).to_numpy()
+    wrong_class = wrong & (declared_class != true_class)
+    figures = {
+        "l4a_classified": float(len(classified)),
+        "l4a_accuracy_vs_truth": accuracy,
+        "l4a_kappa_vs_truth": (accuracy - expected) / (1 - expected) if expected < 1 else 1.0,
+        "l4a_correct_flagged": float(flagged[~wrong].mean()) if (~wrong).any() else float("nan"),
+    }
+    if wrong.any():
+        figures["l4a_wrong_any_flagged"] = float(flagged[wrong].mean())
+    if wrong_class.any():
+        figures["l4a_wrong_flagged"] = float(flagged[wrong_class].mean())
+    return figures
 
 
 def ndvi_against_truth(

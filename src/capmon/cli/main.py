@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from capmon import __version__
-from capmon.cli import declarations, demo, lut, mdb, products, sites, synth
+from capmon.cli import bench, declarations, demo, lut, mdb, products, sites, synth
 from capmon.cli.common import CliState
 from capmon.cli.processors import register_processor_commands
 
@@ -66,6 +66,7 @@ app.add_typer(products.products_app, name="products")
 app.add_typer(declarations.declarations_app, name="declarations")
 app.add_typer(lut.lut_app, name="lut")
 app.add_typer(mdb.mdb_app, name="mdb")
+app.add_typer(bench.bench_app, name="bench")
 register_processor_commands(app)
 demo.register(app)
 

@@ -10,6 +10,7 @@ all of its pixels exactly as if it were alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -25,6 +26,7 @@ from capmon.errors import CRSError, GeometryError, InputError
 from capmon.mdb.stats import ParcelPixels
 
 _MAX_LISTED = 10
+_STRIP_PIXELS = 1 << 24  # rows rasterised at once: 32 MB of uint16 labels
 
 
 @dataclass(frozen=True)
@@ -95,18 +97,11 @@ def parcel_pixels(
     pixels: list[npt.NDArray[np.int64]] = []
     single = np.flatnonzero(usable & ~overlapping)
     if len(single):
-        labels = features.rasterize(
-            zip(geometries[single], (single + 1).tolist(), strict=True),
-            out_shape=grid.shape,
-            transform=grid.transform,
-            fill=0,
-            all_touched=False,
-            dtype="int32",
-        )
-        flat = np.flatnonzero(labels)
-        ranks.append(labels.ravel()[flat].astype(np.int64) - 1)
-        pixels.append(flat.astype(np.int64))
-        del labels
+        for strip_ranks, strip_pixels in _rasterised_in_strips(
+            geometries[single], single, len(ids), grid
+        ):
+            ranks.append(strip_ranks)
+            pixels.append(strip_pixels)
     for rank in np.flatnonzero(overlapping):
         own = _own_pixels(geometries[rank], grid)
         ranks.append(np.full(len(own), rank, dtype=np.int64))
@@ -114,14 +109,64 @@ def parcel_pixels(
 
     all_ranks = np.concatenate(ranks) if ranks else np.empty(0, np.int64)
     all_pixels = np.concatenate(pixels) if pixels else np.empty(0, np.int64)
-    if overlapping.any():
-        sort = np.lexsort((all_pixels, all_ranks))
-    else:
-        sort = np.argsort(all_ranks, kind="stable")  # pixels are already ascending per rank
     counts = np.bincount(all_ranks, minlength=len(ids))
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return ParcelPixels(ids, offsets, all_pixels[sort], grid.shape)
+    return ParcelPixels(ids, offsets, _by_rank_then_pixel(all_ranks, all_pixels, grid), grid.shape)
+
+
+def _by_rank_then_pixel(
+    ranks: npt.NDArray[np.int64], pixels: npt.NDArray[np.int64], grid: PixelGrid
+) -> npt.NDArray[np.int64]:
+    """``pixels`` ordered by (rank, pixel): one sort of packed 64-bit keys when they fit."""
+    pixel_bits = max(grid.width * grid.height - 1, 1).bit_length()
+    rank_bits = max(int(ranks.max()) if len(ranks) else 0, 1).bit_length()
+    if rank_bits + pixel_bits > 63:
+        return pixels[np.lexsort((pixels, ranks))]
+    keys = ranks << pixel_bits
+    keys |= pixels
+    keys.sort()
+    keys &= (1 << pixel_bits) - 1
+    return keys
+
+
+def _rasterised_in_strips(
+    geometries: npt.NDArray[np.object_],
+    ranks: npt.NDArray[np.intp],
+    parcels: int,
+    grid: PixelGrid,
+) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+    """(ranks, flat pixel indices) of non-overlapping parcels, rasterised by strips of rows.
+
+    One reused strip buffer instead of a whole-grid label image: less memory, no page faults.
+    """
+    shapes = [geometry.__geo_interface__ for geometry in geometries]  # converted once
+    inverse = ~grid.transform
+    west, south, east, north = shapely.bounds(geometries).T
+    rows = np.stack(
+        [inverse.d * x + inverse.e * y + inverse.f for x in (west, east) for y in (south, north)]
+    )
+    first_row = np.floor(rows.min(axis=0)) - 1
+    last_row = np.ceil(rows.max(axis=0)) + 1
+    dtype = np.uint16 if parcels < np.iinfo(np.uint16).max else np.int32
+    strip_rows = max(1, min(grid.height, _STRIP_PIXELS // grid.width))
+    buffer = np.empty((strip_rows, grid.width), dtype=dtype)
+    for row0 in range(0, grid.height, strip_rows):
+        height = min(strip_rows, grid.height - row0)
+        chosen = np.flatnonzero((last_row >= row0) & (first_row < row0 + height))
+        if not len(chosen):
+            continue
+        out = buffer[:height]
+        out.fill(0)
+        features.rasterize(
+            zip([shapes[i] for i in chosen], (ranks[chosen] + 1).tolist(), strict=True),
+            out=out,
+            transform=grid.transform @ Affine.translation(0, row0),
+            all_touched=False,
+        )
+        flat = np.flatnonzero(out)
+        if len(flat):
+            yield out.ravel()[flat].astype(np.int64) - 1, flat + row0 * grid.width
 
 
 def _overlapping(

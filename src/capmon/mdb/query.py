@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from datetime import date
@@ -10,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from capmon.errors import ConflictError, InputError
 from capmon.mdb.store import (
@@ -26,6 +28,7 @@ from capmon.workspace import atomic_path
 
 _SIGNAL_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _STAT_REFERENCE = re.compile(r"\b([A-Z][A-Z0-9_]*?)_(mean|stdev|min|max|median|p25|p75|count)\b")
+_METADATA_CACHE_IS_SAFE = int(duckdb.__version__.split(".")[0]) >= 2
 _KEY = ("parcel_id", "sensor", "date", "date_first", "orbit", "orbit_direction", "tile")
 
 
@@ -44,6 +47,11 @@ class MarkersDatabase:
         self.root = root
         self.manifest: MdbManifest = read_manifest(root)
         self._connection = duckdb.connect()
+        if _METADATA_CACHE_IS_SAFE:
+            # Parse each file's footer once, not at every query; DuckDB 2 revalidates the cached
+            # footer when a file is replaced (add_signal(replace=True) rewrites a file).
+            self._connection.execute("SET parquet_metadata_cache = true")
+        self._schemas: dict[str, tuple[tuple[int, int, int], pa.Schema]] = {}
 
     def _files(self) -> list[str]:
         files = sorted((self.root / OBSERVATIONS).glob("*.parquet"))
@@ -97,13 +105,31 @@ class MarkersDatabase:
         if not files:
             return _empty_frame()
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        # union_by_name reads every file's schema at each query; skip it when they all agree.
+        union = "true" if self._schemas_differ(files) else "false"
         sql = (
-            f"SELECT * FROM read_parquet(?, union_by_name = true) {where} "
+            f"SELECT * FROM read_parquet(?, union_by_name = {union}) {where} "
             "ORDER BY parcel_id, signal, date, sensor, orbit, tile"
         )
         table = _arrow(self._connection.sql(sql, params=[files, *parameters]))
         frame: pd.DataFrame = table.to_pandas()
         return frame
+
+    def _schemas_differ(self, files: Sequence[str]) -> bool:
+        """True when the files' Parquet schemas are not all the same (cached per file version)."""
+        first: pa.Schema | None = None
+        for name in files:
+            status = os.stat(name)
+            version = (status.st_ino, status.st_size, status.st_mtime_ns)
+            cached = self._schemas.get(name)
+            if cached is None or cached[0] != version:
+                cached = (version, pq.read_schema(name))
+                self._schemas[name] = cached
+            if first is None:
+                first = cached[1]
+            elif not cached[1].equals(first):
+                return True
+        return False
 
     def add_signal(self, name: str, expression: str, *, replace: bool = False) -> int:
         """Derive signal ``name`` from stored statistics; returns the number of rows written.

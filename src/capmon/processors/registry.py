@@ -21,7 +21,7 @@ from capmon.catalog.models import Season, Site
 from capmon.errors import ConflictError, NotFoundError
 from capmon.workspace import Workspace
 
-_BUILTIN_MODULES = ("capmon.processors.mdb_extract",)
+_BUILTIN_MODULES = ("capmon.processors.mdb_extract", "capmon.processors.l4a.processor")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Benchmarks of capmon's extraction engine and MDB (``capmon bench extract``)."""

@@ -1,0 +1,106 @@
+"""``capmon bench extract``: the extraction engine against the decode floor and its peers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from capmon.bench.extract import METHODS, BenchConfig, run_benchmark, write_json
+from capmon.bench.report import render
+from capmon.cli.common import console, reported_errors
+
+bench_app = typer.Typer(
+    help="Benchmarks of the extraction engine and the MDB.", no_args_is_help=True
+)
+
+
+@bench_app.callback()
+def bench() -> None:
+    """Benchmarks of the extraction engine and the MDB (timings reported, never asserted)."""
+
+
+@bench_app.command("extract")
+def extract(
+    tile: Annotated[str, typer.Option(help="Sentinel-2 tile whose 10 m grid is used.")] = "31UFS",
+    size: Annotated[int, typer.Option(help="Raster width and height in pixels.")] = 10980,
+    parcels: Annotated[int, typer.Option(help="Parcels (0.5-5 ha, not overlapping).")] = 50_000,
+    dates: Annotated[int, typer.Option(help="Band files (dates) to generate and time.")] = 5,
+    jp2: Annotated[
+        bool, typer.Option("--jp2/--no-jp2", help="Also time the decode of a JPEG2000 band.")
+    ] = True,
+    threads: Annotated[
+        str, typer.Option(help="GDAL_NUM_THREADS for reads (besides the 1-thread decode).")
+    ] = "ALL_CPUS",
+    buffer: Annotated[float, typer.Option(help="Inward buffer of the parcels (m).")] = 0.0,
+    decode_repeats: Annotated[int, typer.Option(help="Raw decodes per variant (median).")] = 3,
+    rasterstats_parcels: Annotated[
+        int, typer.Option(help="Parcels given to rasterstats (time extrapolated).")
+    ] = 2_000,
+    reference_parcels: Annotated[
+        int, typer.Option(help="Parcels checked against a per-parcel reference.")
+    ] = 200,
+    mdb_parcels: Annotated[int, typer.Option(help="Parcels of the query MDB.")] = 50_000,
+    mdb_dates: Annotated[int, typer.Option(help="Dates (products) of the query MDB.")] = 70,
+    mdb_signals: Annotated[int, typer.Option(help="Signals of the query MDB (1-10).")] = 10,
+    queries: Annotated[int, typer.Option(help="Timed one-parcel queries.")] = 50,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated data.")] = 20240501,
+    skip: Annotated[
+        list[str] | None, typer.Option(help=f"Methods to leave out: {', '.join(METHODS)}.")
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Keep (and reuse) the generated data here [default: a temp folder]."),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write every figure to this JSON file.")
+    ] = None,
+) -> None:
+    """Time capmon's extraction against raw decode, exactextract and rasterstats on one tile."""
+    with reported_errors():
+        config = BenchConfig(
+            tile=tile,
+            size=size,
+            parcels=parcels,
+            dates=dates,
+            jp2=jp2,
+            threads=threads,
+            buffer_m=buffer,
+            decode_repeats=decode_repeats,
+            rasterstats_parcels=rasterstats_parcels,
+            reference_parcels=reference_parcels,
+            mdb_parcels=mdb_parcels,
+            mdb_dates=mdb_dates,
+            mdb_signals=mdb_signals,
+            queries=queries,
+            seed=seed,
+            skip=tuple(skip or ()),
+        )
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+
+            def step(label: str, total: int) -> Callable[[int], None]:
+                task = bar.add_task(label, total=total)
+                return lambda n: bar.advance(task, n)
+
+            result = run_benchmark(config, workdir, step)
+        render(result, console)
+        if json_path is not None:
+            write_json(result, json_path)
+            console.print(f"Figures written to {json_path}")

@@ -1,0 +1,148 @@
+"""The L4A parameters (defaults are Sen4CAP's ``processor.s4c_l4a.*``, sen4cap-system.md 5.1)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from capmon.processors.l4a.features import FeatureSettings
+from capmon.processors.l4a.training import TrainingRules
+
+
+class L4AParameters(BaseModel):
+    """Parameters of the L4A crop-type processor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["s2-only", "s1-only", "both"] = Field(
+        default="both",
+        description="Sensors used: s2-only, s1-only or both (red-edge bands with both).",
+    )
+    classifier: Literal["rf", "lightgbm"] = Field(
+        default="rf", description="rf (Sen4CAP's random forest) or lightgbm."
+    )
+    until: date | None = Field(
+        default=None,
+        description="Early season: use only acquisitions up to this date (YYYY-MM-DD).",
+    )
+    lc: list[int] = Field(
+        default_factory=lambda: [1, 2, 3, 4], description="LUT land-cover codes classified."
+    )
+    min_s2_pix: int = Field(default=3, ge=0, description="Minimum S2Pix of a classified parcel.")
+    min_s1_pix: int = Field(default=1, ge=0, description="Minimum S1Pix of a classified parcel.")
+    best_s2_pix: int = Field(
+        default=10, ge=0, description="S2Pix of the 'best' (calibration) parcels."
+    )
+    pa_min: int = Field(
+        default=30, ge=1, description="Best parcels a class needs to be classified."
+    )
+    pa_train_h: int = Field(
+        default=4000, ge=1, description="Classes this large train on sample_ratio_h."
+    )
+    pa_train_l: int = Field(
+        default=1333, ge=1, description="Classes this large train on smote_target."
+    )
+    sample_ratio_h: float = Field(
+        default=0.25, gt=0, le=1, description="Training share, strategy 1."
+    )
+    sample_ratio_l: float = Field(
+        default=0.75, gt=0, le=1, description="Training share, strategy 3."
+    )
+    smote_target: int = Field(
+        default=1000, ge=1, description="SMOTE raises small classes to this size."
+    )
+    smote_k: int = Field(default=5, ge=1, description="SMOTE nearest neighbours.")
+    num_trees: int = Field(
+        default=300, ge=1, description="Trees (RF) or boosting rounds (LightGBM)."
+    )
+    min_node_size: int = Field(
+        default=10, ge=2, description="ranger min.node.size (RF min_samples_split)."
+    )
+    optical_step_days: int = Field(default=10, ge=1, description="Optical resampling step in days.")
+    radar_weeks: int = Field(default=1, ge=1, description="Weeks per backscatter composite.")
+    backscatter_months: int = Field(
+        default=2, ge=1, description="Months per backscatter statistic."
+    )
+    second_min_confidence: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description=(
+            "A declaration matching the second prediction is conform only if that prediction's "
+            "confidence reaches this (0: Sen4CAP's rule, any second prediction)."
+        ),
+    )
+    cross_prediction: bool = Field(
+        default=True,
+        description="Predict each training parcel with a model that did not train on it.",
+    )
+    folds: int = Field(default=5, ge=2, description="Folds of the cross-prediction.")
+    seed: int = Field(default=42, description="Random seed of sampling, SMOTE and the classifier.")
+    jobs: int = Field(default=-1, description="Parallel jobs of the classifier (-1: every core).")
+    mdb: Path | None = Field(default=None, description="An MDB folder instead of the season's MDB.")
+    parcels: Path | None = Field(
+        default=None,
+        description="A parcels table (GeoParquet of an import) instead of the stored one.",
+    )
+    lut: Path | None = Field(
+        default=None, description="A Sen4CAP LUT CSV instead of the stored one."
+    )
+
+    @field_validator("lc")
+    @classmethod
+    def _some_land_cover(cls, codes: list[int]) -> list[int]:
+        if not codes:
+            raise ValueError("lc needs at least one land-cover code")
+        return sorted(set(codes))
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> L4AParameters:
+        if self.pa_train_l > self.pa_train_h:
+            raise ValueError("pa_train_l must not exceed pa_train_h")
+        return self
+
+    def feature_settings(
+        self, start: date | None = None, end: date | None = None
+    ) -> FeatureSettings:
+        """The feature settings of these parameters for a season window."""
+        return FeatureSettings(
+            mode=self.mode,
+            start=start,
+            end=end,
+            until=self.until,
+            optical_step_days=self.optical_step_days,
+            radar_weeks=self.radar_weeks,
+            backscatter_months=self.backscatter_months,
+        )
+
+    def training_rules(self) -> TrainingRules:
+        """The sampling, SMOTE and classifier rules of these parameters."""
+        return TrainingRules(
+            pa_min=self.pa_min,
+            pa_train_h=self.pa_train_h,
+            pa_train_l=self.pa_train_l,
+            sample_ratio_h=self.sample_ratio_h,
+            sample_ratio_l=self.sample_ratio_l,
+            smote_target=self.smote_target,
+            smote_k=self.smote_k,
+            num_trees=self.num_trees,
+            min_node_size=self.min_node_size,
+            classifier=self.classifier,
+            cross_prediction=self.cross_prediction,
+            folds=self.folds,
+            seed=self.seed,
+            jobs=self.jobs,
+        )
+
+    @property
+    def effective_min_s2_pix(self) -> int:
+        """Sen4CAP: no S2 pixel minimum in s1-only mode."""
+        return 0 if self.mode == "s1-only" else self.min_s2_pix
+
+    @property
+    def effective_min_s1_pix(self) -> int:
+        """Sen4CAP: no S1 pixel minimum in s2-only mode."""
+        return 0 if self.mode == "s2-only" else self.min_s1_pix

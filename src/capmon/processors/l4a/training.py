@@ -1,0 +1,305 @@
+"""L4A training and prediction with Sen4CAP's rules (sen4cap-system.md 5.3), plus cross-prediction.
+
+* Calibration pool: the "best" parcels (``S2Pix >= best_s2_pix``) of the classes that have at
+  least ``pa_min`` of them; the other kept parcels of those classes are validation parcels.
+* Per class, the split strategy depends on its number of best parcels ``n``: strategy 1
+  (``n >= pa_train_h``): ``sample_ratio_h`` of them train; strategy 2 (``pa_train_l <= n <
+  pa_train_h``): exactly ``smote_target`` train; strategy 3 (smaller): ``sample_ratio_l`` train.
+  The rest validates.
+* SMOTE raises every class with fewer than ``smote_target`` training parcels to exactly
+  ``smote_target`` (k nearest neighbours of its own class, k capped at the class size - 1).
+* Random forest: ranger's ``num.trees=300, min.node.size=10, mtry=floor(sqrt(p))`` with
+  bootstrap sampling is sklearn's ``n_estimators=300, min_samples_split=10,
+  max_features="sqrt", bootstrap=True`` (ranger does not split a node smaller than
+  ``min.node.size``; there is no depth limit in either). LightGBM is the alternative.
+* Cross-prediction (beyond Sen4CAP, which predicts its training parcels with the model that
+  learnt them): the training parcels are dealt in ``folds`` stratified folds; each is predicted
+  by a model trained (with its own SMOTE) on the other folds. Every other parcel is predicted by
+  the model trained on all training parcels, which is also the one validated.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from capmon.errors import InputError
+
+Classifier = Literal["rf", "lightgbm"]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class TrainingRules:
+    """Sen4CAP's sampling, SMOTE and classifier parameters (its defaults)."""
+
+    pa_min: int = 30
+    pa_train_h: int = 4000
+    pa_train_l: int = 1333
+    sample_ratio_h: float = 0.25
+    sample_ratio_l: float = 0.75
+    smote_target: int = 1000
+    smote_k: int = 5
+    num_trees: int = 300
+    min_node_size: int = 10
+    classifier: Classifier = "rf"
+    cross_prediction: bool = True
+    folds: int = 5
+    seed: int = 42
+    jobs: int = -1
+
+    def __post_init__(self) -> None:
+        if self.pa_train_l > self.pa_train_h:
+            raise InputError("pa_train_l must not exceed pa_train_h")
+        if not (0 < self.sample_ratio_h <= 1 and 0 < self.sample_ratio_l <= 1):
+            raise InputError("sample_ratio_h and sample_ratio_l must be in (0, 1]")
+        if self.cross_prediction and self.folds < 2:
+            raise InputError("folds must be >= 2 for cross-prediction")
+        if self.classifier not in ("rf", "lightgbm"):
+            raise InputError(f"classifier must be rf or lightgbm, not {self.classifier!r}")
+
+
+def strategy_of(best_count: int, rules: TrainingRules) -> int:
+    """Sen4CAP's split strategy of a class with ``best_count`` best parcels (1, 2 or 3)."""
+    if best_count >= rules.pa_train_h:
+        return 1
+    if best_count >= rules.pa_train_l:
+        return 2
+    return 3
+
+
+def training_size(best_count: int, rules: TrainingRules) -> int:
+    """How many of a class's best parcels train, by its strategy."""
+    strategy = strategy_of(best_count, rules)
+    if strategy == 1:
+        size = round(rules.sample_ratio_h * best_count)
+    elif strategy == 2:
+        size = rules.smote_target
+    else:
+        size = round(rules.sample_ratio_l * best_count)
+    return int(min(max(size, 1), best_count))
+
+
+def split_calibration(labels: npt.NDArray[Any], rules: TrainingRules) -> npt.NDArray[np.bool_]:
+    """Which best parcels train (True) or validate (False), class by class, reproducibly (each
+    class draws from its own seeded stream, so a class's split does not depend on the others)."""
+    train = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rng = np.random.default_rng([rules.seed, int(label)])
+        chosen = rng.choice(members, size=training_size(len(members), rules), replace=False)
+        train[chosen] = True
+    return train
+
+
+def smote(
+    features: FloatArray, labels: IntArray, rules: TrainingRules, seed: int
+) -> tuple[FloatArray, IntArray]:
+    """The training rows plus SMOTE rows raising each small class to ``smote_target``.
+
+    Classes with at least ``smote_target`` rows are left as they are; k is capped at the class
+    size - 1; a class of one row is repeated (nothing to interpolate with).
+    """
+    from imblearn.over_sampling import SMOTE  # type: ignore[import-untyped]
+
+    new_rows: list[FloatArray] = []
+    new_labels: list[IntArray] = []
+    classes, counts = np.unique(labels, return_counts=True)
+    for index, (label, count) in enumerate(zip(classes, counts, strict=True)):
+        missing = rules.smote_target - int(count)
+        if missing <= 0:
+            continue
+        members = features[labels == label]
+        if count == 1 or len(classes) == 1:
+            picks = np.random.default_rng(seed + index).integers(0, count, size=missing)
+            new_rows.append(members[picks])
+        else:
+            sampler = SMOTE(
+                sampling_strategy={int(label): rules.smote_target},
+                k_neighbors=min(rules.smote_k, int(count) - 1),
+                random_state=seed + index,
+            )
+            resampled, _ = sampler.fit_resample(features, labels)
+            new_rows.append(np.asarray(resampled[len(features) :], dtype=np.float64))
+        new_labels.append(np.full(missing, label, dtype=np.int64))
+    if not new_rows:
+        return features, labels
+    return np.vstack([features, *new_rows]), np.concatenate([labels, *new_labels])
+
+
+def _model(rules: TrainingRules, seed: int) -> Any:
+    if rules.classifier == "rf":
+        from sklearn.ensemble import RandomForestClassifier  # type: ignore[import-untyped]
+
+        return RandomForestClassifier(
+            n_estimators=rules.num_trees,
+            min_samples_split=rules.min_node_size,
+            max_features="sqrt",
+            bootstrap=True,
+            random_state=seed,
+            n_jobs=rules.jobs,
+        )
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(
+        n_estimators=rules.num_trees,
+        learning_rate=0.05,
+        num_leaves=31,
+        min_child_samples=rules.min_node_size,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.5,
+        random_state=seed,
+        n_jobs=rules.jobs,
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
+    )
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted classifier and the classes of its probability columns."""
+
+    model: Any
+    classes: IntArray
+
+    def probabilities(self, features: FloatArray, classes: IntArray) -> FloatArray:
+        """Class probabilities of ``features`` in the column order of ``classes``."""
+        out = np.zeros((len(features), len(classes)))
+        if len(features) == 0:
+            return out
+        with warnings.catch_warnings():
+            # LightGBM's sklearn wrapper warns when fitted and called on plain arrays
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            own = np.asarray(self.model.predict_proba(features), dtype=np.float64)
+        position = np.searchsorted(classes, self.classes)
+        out[:, position] = own
+        return out
+
+
+def train(features: FloatArray, labels: IntArray, rules: TrainingRules, seed: int) -> TrainedModel:
+    """SMOTE then fit the classifier (RF or LightGBM) on the training rows."""
+    rows, targets = smote(features, labels, rules, seed)
+    model = _model(rules, seed)
+    model.fit(rows, targets)
+    return TrainedModel(model, np.asarray(model.classes_, dtype=np.int64))
+
+
+def fold_of(labels: IntArray, folds: int, seed: int) -> IntArray:
+    """A stratified fold number per training parcel (class members dealt round-robin)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(len(labels), dtype=np.int64)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        out[members] = np.arange(len(members)) % folds
+    return out
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Class probabilities of every predicted parcel and which model predicted it."""
+
+    classes: IntArray
+    probabilities: FloatArray
+    predicted_by: npt.NDArray[np.str_]
+    full_model: TrainedModel
+
+
+def train_and_predict(
+    train_features: FloatArray,
+    train_labels: IntArray,
+    other_features: FloatArray,
+    rules: TrainingRules,
+    progress: Any = None,
+) -> tuple[Predictions, Predictions]:
+    """Fit on the training rows, predict the other rows with that model and (with
+    cross-prediction) each training row with the fold model that did not see it.
+
+    Returns the predictions of the training rows, then of the other rows.
+    """
+    classes = np.unique(train_labels)
+    if len(classes) < 2:
+        raise InputError(
+            f"L4A needs at least two classes to train, found {len(classes)} "
+            f"({', '.join(str(c) for c in classes) or 'none'})"
+        )
+    say = progress or (lambda _fraction, _message: None)
+    steps = 1 + (rules.folds if rules.cross_prediction else 0)
+    say(0.0, "training the model on every training parcel")
+    full = train(train_features, train_labels, rules, rules.seed)
+    other = Predictions(
+        classes,
+        full.probabilities(other_features, classes),
+        np.full(len(other_features), "full", dtype="<U8"),
+        full,
+    )
+    if not rules.cross_prediction:
+        own = Predictions(
+            classes,
+            full.probabilities(train_features, classes),
+            np.full(len(train_features), "full", dtype="<U8"),
+            full,
+        )
+        return own, other
+    folds = fold_of(train_labels, rules.folds, rules.seed)
+    probabilities = np.zeros((len(train_features), len(classes)))
+    by = np.empty(len(train_features), dtype="<U8")
+    for fold in range(rules.folds):
+        say((1 + fold) / steps, f"cross-prediction fold {fold + 1}/{rules.folds}")
+        held = folds == fold
+        if not held.any():
+            continue
+        model = train(
+            train_features[~held], train_labels[~held], rules, rules.seed + 1000 * (fold + 1)
+        )
+        probabilities[held] = model.probabilities(train_features[held], classes)
+        by[held] = f"fold {fold + 1}"
+    return Predictions(classes, probabilities, by, full), other
+
+
+def top_two(
+    probabilities: FloatArray, classes: IntArray
+) -> tuple[IntArray, FloatArray, IntArray, FloatArray]:
+    """The best and second-best classes and their probabilities (ties: lower class first)."""
+    if probabilities.shape[1] == 0:
+        empty_i = np.zeros(len(probabilities), dtype=np.int64)
+        empty_f = np.zeros(len(probabilities))
+        return empty_i, empty_f, empty_i, empty_f
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    first = order[:, 0]
+    second = order[:, 1] if probabilities.shape[1] > 1 else order[:, 0]
+    rows = np.arange(len(probabilities))
+    return (
+        classes[first],
+        probabilities[rows, first],
+        classes[second],
+        probabilities[rows, second] if probabilities.shape[1] > 1 else np.zeros(len(rows)),
+    )
+
+
+def accuracy_figures(
+    reference: Sequence[int] | IntArray, predicted: Sequence[int] | IntArray, classes: IntArray
+) -> tuple[npt.NDArray[np.int64], float, float]:
+    """Confusion matrix (rows: predicted, columns: reference), overall accuracy and kappa."""
+    ref = np.asarray(reference, dtype=np.int64)
+    pred = np.asarray(predicted, dtype=np.int64)
+    n = len(classes)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    if len(ref):
+        r = np.searchsorted(classes, ref)
+        p = np.searchsorted(classes, pred)
+        np.add.at(matrix, (p, r), 1)
+    total = matrix.sum()
+    if total == 0:
+        return matrix, float("nan"), float("nan")
+    observed = np.trace(matrix) / total
+    expected = float((matrix.sum(axis=0) * matrix.sum(axis=1)).sum()) / float(total) ** 2
+    kappa = (observed - expected) / (1 - expected) if expected < 1 else 1.0
+    return matrix, float(observed), float(kappa)

@@ -1,0 +1,420 @@
+"""L4A rules on small hand-made inputs: well separated classes, parcels and a crop LUT.
+
+The helpers (``lut``, ``parcels``, ``series``) are shared with ``test_l4a_processor.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import box
+
+from capmon.errors import InputError
+from capmon.processors.l4a import (
+    CLASSIF_VALUES,
+    FeatureSettings,
+    FeatureTable,
+    L4AParameters,
+    TrainingRules,
+    build_features,
+    classify_crops,
+    classify_features,
+)
+from capmon.processors.l4a import training as training_module
+from capmon.processors.l4a.features import fill_nearest, interpolate_to_grid
+from capmon.processors.l4a.training import (
+    fold_of,
+    smote,
+    split_calibration,
+    strategy_of,
+    train_and_predict,
+    training_size,
+)
+
+SEASON_START = date(2024, 3, 1)
+OPTICAL_DATES = tuple(SEASON_START + timedelta(days=d) for d in range(0, 150, 12))
+SAR_DATES = tuple(SEASON_START + timedelta(days=d) for d in range(2, 150, 6))
+# class -> (ori_crop, lc, name, day of the NDVI peak)
+CLASSES = {1: (311, 1, "Winter wheat", 40), 2: (201, 1, "Maize", 110), 3: (60, 3, "Grassland", 75)}
+
+
+def lut() -> pd.DataFrame:
+    """A Sen4CAP LUT with the three classes plus a non-monitored land cover (lc 5)."""
+    rows = [
+        {"ori_crop": code, "ctnum": k, "ct": name, "lc": lc, "ctnuml4a": k, "ctl4a": name,
+         "ctnumdiv": k, "eaa": True, "al": True, "pgrass": False, "tgrass": False,
+         "fallow": False, "cwater": False}
+        for k, (code, lc, name, _peak) in CLASSES.items()
+    ]  # fmt: skip
+    rows.append(
+        {"ori_crop": 999, "ctnum": 9, "ct": "Built-up", "lc": 5, "ctnuml4a": 9, "ctl4a": "Other",
+         "ctnumdiv": 9, "eaa": False, "al": False, "pgrass": False, "tgrass": False,
+         "fallow": False, "cwater": False}
+    )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def parcels(counts: dict[int, int], *, first_id: int = 1) -> gpd.GeoDataFrame:
+    """``counts[class]`` valid parcels of each class, S2Pix 40, S1Pix 8, 100 m squares."""
+    codes = [CLASSES[k][0] for k, n in counts.items() for _ in range(n)]
+    ids = np.arange(first_id, first_id + len(codes), dtype=np.int64)
+    geometries = [box(i * 120.0, 0.0, i * 120.0 + 100.0, 100.0) for i in range(len(codes))]
+    return gpd.GeoDataFrame(
+        {
+            "NewID": ids,
+            "HoldID": ids,
+            "ori_id": [f"P{i}" for i in ids],
+            "ori_crop": pd.Series(codes, dtype="Int64"),
+            "GeomValid": True,
+            "Duplic": False,
+            "Overlap": False,
+            "Area_meters": 10000.0,
+            "S2Pix": 40,
+            "S1Pix": 8,
+            "is_deleted": False,
+            "geometry": geometries,
+        },
+        geometry="geometry",
+        crs="EPSG:32631",
+    )
+
+
+def _ndvi(peak: int, day: int) -> float:
+    return 0.15 + 0.7 * float(np.exp(-(((day - peak) / 25.0) ** 2)))
+
+
+def series(table: pd.DataFrame, *, seed: int = 0, coherence: bool = True) -> pd.DataFrame:
+    """MDB rows (long layout) for the parcels of ``table``, from their declared crop class."""
+    rng = np.random.default_rng(seed)
+    by_code = {code: peak for code, _lc, _name, peak in CLASSES.values()}
+    by_code[999] = 60
+    rows: list[dict[str, object]] = []
+    for parcel_id, code in zip(table["NewID"], table["ori_crop"], strict=True):
+        peak = by_code.get(int(code), 60)
+        for when in OPTICAL_DATES:
+            day = (when - SEASON_START).days
+            ndvi = _ndvi(peak, day) + rng.normal(0, 0.02)
+            red = 0.12 - 0.1 * ndvi
+            nir = red * (1 + ndvi) / (1 - ndvi)
+            values = {
+                "NDVI": ndvi, "B04": red, "B08": nir, "B03": 0.08, "B11": 0.2 - 0.05 * ndvi,
+                "B05": 0.1, "B06": 0.2 + 0.2 * ndvi, "B07": 0.25 + 0.2 * ndvi, "B12": 0.12,
+            }  # fmt: skip
+            values["NDWI"] = (values["B11"] - nir) / (values["B11"] + nir)
+            values["BRIGHTNESS"] = float(np.sqrt(0.08**2 + red**2 + nir**2 + values["B11"] ** 2))
+            for signal, value in values.items():
+                rows.append(_row(parcel_id, signal, when, None, value))
+        for when in SAR_DATES:
+            day = (when - SEASON_START).days
+            vv = -6.0 + 3.0 * _ndvi(peak, day) + rng.normal(0, 0.2)
+            direction = "ASC" if (when - SEASON_START).days % 12 == 2 else "DESC"
+            rows.append(_row(parcel_id, "AMP_VV", when, direction, vv))
+            rows.append(_row(parcel_id, "AMP_VH", when, direction, vv - 3.0 - _ndvi(peak, day)))
+            if coherence:
+                cohe = 0.7 - 0.6 * _ndvi(peak, day)
+                rows.append(_row(parcel_id, "COHE_VV", when, direction, cohe))
+                rows.append(_row(parcel_id, "COHE_VH", when, direction, cohe * 0.8))
+    return pd.DataFrame(rows)
+
+
+def _row(
+    parcel_id: int, signal: str, when: date, direction: str | None, value: float
+) -> dict[str, object]:
+    return {
+        "parcel_id": int(parcel_id),
+        "signal": signal,
+        "date": when,
+        "orbit_direction": direction,
+        "mean": float(value),
+        "stdev": 0.01,
+        "count": 20,
+    }
+
+
+# Small and fast: few trees, small SMOTE target and class minimum.
+FAST = {"num_trees": 25, "smote_target": 40, "pa_min": 5, "folds": 3, "jobs": 1}
+World = tuple[gpd.GeoDataFrame, pd.DataFrame]
+
+
+def fast(**changes: Any) -> L4AParameters:
+    """Parameters for quick tests (few trees, small SMOTE target and class minimum)."""
+    return L4AParameters.model_validate(FAST | changes)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    table = parcels({1: 30, 2: 30, 3: 30})
+    return table, series(table)
+
+
+@pytest.fixture(scope="module")
+def features_both(world: World) -> FeatureTable:
+    table, rows = world
+    return build_features(rows, table["NewID"].tolist(), FeatureSettings(mode="both"))
+
+
+# -- sampling rules ---------------------------------------------------------------------------
+
+
+def test_split_strategies_follow_class_size() -> None:
+    rules = TrainingRules()
+    assert (strategy_of(5000, rules), training_size(5000, rules)) == (1, 1250)
+    assert (strategy_of(4000, rules), training_size(4000, rules)) == (1, 1000)
+    assert (strategy_of(2000, rules), training_size(2000, rules)) == (2, 1000)
+    assert (strategy_of(1333, rules), training_size(1333, rules)) == (2, 1000)
+    assert (strategy_of(1332, rules), training_size(1332, rules)) == (3, 999)
+    assert (strategy_of(40, rules), training_size(40, rules)) == (3, 30)
+
+
+def test_split_is_per_class_and_reproducible() -> None:
+    labels = np.repeat([1, 2, 3], [5000, 2000, 100])
+    rules = TrainingRules()
+    train = split_calibration(labels, rules)
+    assert [int(train[labels == k].sum()) for k in (1, 2, 3)] == [1250, 1000, 75]
+    assert np.array_equal(train, split_calibration(labels, rules))
+    assert not np.array_equal(train, split_calibration(labels, TrainingRules(seed=7)))
+
+
+def test_smote_raises_small_classes_to_the_target_only() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat([1, 2, 3, 4], [60, 20, 3, 1]).astype(np.int64)
+    features = rng.normal(size=(len(labels), 4)) + labels[:, np.newaxis]
+    rows, targets = smote(features, labels, TrainingRules(smote_target=50, smote_k=5), seed=1)
+    counts = dict(zip(*np.unique(targets, return_counts=True), strict=True))
+    # 60 > 50: untouched; 20 and 3 (k capped at 2) and 1 (repeated) reach exactly 50
+    assert counts == {1: 60, 2: 50, 3: 50, 4: 50}
+    assert np.array_equal(rows[: len(labels)], features)
+    synthetic = rows[len(labels) :][targets[len(labels) :] == 3]
+    members = features[labels == 3]
+    # SMOTE rows lie between members of their own class
+    assert (synthetic.min(axis=0) >= members.min(axis=0) - 1e-9).all()
+    assert (synthetic.max(axis=0) <= members.max(axis=0) + 1e-9).all()
+
+
+# -- features ----------------------------------------------------------------------------------
+
+
+def test_interpolation_between_nearest_valid_acquisitions() -> None:
+    days = np.array([0, 10, 20, 30], dtype=np.int64)
+    values = np.array([[0.0, np.nan, 1.0, np.nan], [np.nan, 2.0, np.nan, np.nan],
+                       [np.nan] * 4])  # fmt: skip
+    grid = np.array([0, 5, 15, 25, 30], dtype=np.int64)
+    out = interpolate_to_grid(values, days, grid)
+    assert np.allclose(out[0], [0.0, 0.25, 0.75, 1.0, 1.0])  # after the last: last value
+    assert np.allclose(out[1], [2.0] * 5)  # one acquisition: that value everywhere
+    assert np.isnan(out[2]).all()
+
+
+def test_gaps_filled_from_the_nearest_period() -> None:
+    values = np.array([[np.nan, 1.0, np.nan, np.nan, 4.0, np.nan]])
+    assert np.allclose(fill_nearest(values), [[1.0, 1.0, 1.0, 4.0, 4.0, 4.0]])
+
+
+def test_feature_columns_by_mode(features_both: FeatureTable, world: World) -> None:
+    table, rows = world
+    columns = list(features_both.features.columns)
+    assert "XX_2024_03_01_s2_mean_ndvi" in columns
+    assert "XX_2024_03_11_s2_dev_b11" in columns  # 10-day grid
+    assert any(c.endswith("_s2_mean_b5") for c in columns)  # red-edge in both mode
+    assert any(c.startswith("XX_W2024") and c.endswith("_ASC_VV_BCK_MEAN") for c in columns)
+    assert any(c.endswith("_DESC_RATIO_BCK_MEAN") for c in columns)
+    assert any(c.startswith("XX_M202403_ASC_VH_BCK_CVAR_MEAN") for c in columns)
+    assert "XX_M202404_VV_COHE_MIN_MEAN" in columns
+    assert "XX_S_VH_COHE_DEV" in columns
+    assert features_both.complete.all()
+    assert not features_both.features.isna().any().any()
+    s2 = build_features(rows, table["NewID"].tolist(), FeatureSettings(mode="s2-only"))
+    assert not any("_s2_mean_b5" in c or "BCK" in c for c in s2.features.columns)
+    s1 = build_features(rows, table["NewID"].tolist(), FeatureSettings(mode="s1-only"))
+    assert not any("_s2_" in c for c in s1.features.columns)
+
+
+def test_until_uses_only_earlier_acquisitions(world: World) -> None:
+    table, rows = world
+    until = date(2024, 4, 15)
+    early = build_features(rows, table["NewID"].tolist(), FeatureSettings(until=until))
+    assert early.last_acquisition is not None
+    assert early.last_acquisition <= until
+    assert max(early.optical_dates) <= until
+    later = [c for c in early.features.columns if c.startswith(("XX_2024_05", "XX_W202420"))]
+    assert later == []
+    with pytest.raises(InputError, match="before the first acquisition"):
+        build_features(rows, [1], FeatureSettings(until=date(2024, 1, 1)))
+
+
+def test_bad_sources_are_named(world: World) -> None:
+    _table, rows = world
+    with pytest.raises(InputError, match="empty"):
+        build_features(rows.iloc[:0], [1], FeatureSettings())
+    no_red_edge = rows[~rows["signal"].isin(["B05", "B06"])]
+    with pytest.raises(InputError, match=r"lacks the signals B05, B06 needed in mode both"):
+        build_features(no_red_edge, [1], FeatureSettings(mode="both"))
+    # s2-only does not need them
+    build_features(no_red_edge, [1], FeatureSettings(mode="s2-only"))
+    without_coherence = rows[~rows["signal"].str.startswith("COHE")]
+    table = build_features(without_coherence, [1], FeatureSettings(mode="s1-only"))
+    assert any("coherence" in note for note in table.notes)
+
+
+# -- classification ----------------------------------------------------------------------------
+
+
+def test_conformity_classes_and_reasons(world: World) -> None:
+    table, _rows = world
+    extra = parcels({1: 7}, first_id=1000)
+    extra.loc[0, "GeomValid"] = False
+    extra.loc[1, "Overlap"] = True
+    extra.loc[2, "ori_crop"] = 999  # lc 5
+    extra.loc[3, "S2Pix"] = 2
+    extra.loc[4, "S1Pix"] = 0
+    extra.loc[5, "ori_crop"] = 12345  # not in the LUT
+    # parcel 1006 has no observation at all
+    everything = pd.concat([table, extra], ignore_index=True)
+    wrong = everything.index[everything["ori_crop"] == 311][0]
+    everything.loc[wrong, "ori_crop"] = 201  # a wheat parcel declared as maize
+    observed = series(pd.concat([table, extra.iloc[:6]], ignore_index=True))
+    result = classify_crops(observed, everything, lut(), fast())
+    by_id = result.parcels.set_index("NewID")
+    assert by_id.loc[1000, "Classif_r"] == "Not_classified_geometry"
+    assert by_id.loc[1001, "Classif_r"] == "Not_classified_geometry"
+    assert by_id.loc[1002, "Classif_r"] == "Not_classified_land_cover"
+    assert by_id.loc[1003, "Classif_r"] == "Not_classified_minS2pix"
+    assert by_id.loc[1004, "Classif_r"] == "Not_classified_noS1pix"
+    assert by_id.loc[1005, "Classif_r"] == "Not_classified_undefined"
+    assert "12345 is not in the LUT" in str(by_id.loc[1005, "Reason"])
+    assert result.missing_codes == {"12345": 1}
+    assert by_id.loc[1006, "Classif_r"] == "Not_classified_no_observations"
+    assert "no Sentinel-2" in str(by_id.loc[1006, "Reason"])
+    assert by_id["CT_pred_1"].isna()[1006]
+    wrong_id = int(everything.loc[wrong, "NewID"])
+    assert by_id.loc[wrong_id, "Classif_r"] == "Classified_not_conform"
+    assert by_id.loc[wrong_id, "CT_pred_1"] == 1
+    classified = by_id[by_id.index < 1000].drop(index=wrong_id)
+    assert (classified["Classif_r"] == "Classified_conform").all()
+    assert set(result.parcels["Classif_r"]) <= set(CLASSIF_VALUES)
+    assert result.overall_accuracy > 0.9
+    # s2-only mode does not need S1 pixels
+    s2_only = classify_crops(observed, everything, lut(), fast(mode="s2-only"))
+    assert s2_only.parcels.set_index("NewID").loc[1004, "Classif_r"] == "Classified_conform"
+
+
+def test_a_class_with_too_few_best_parcels_is_excluded(world: World) -> None:
+    table, rows = world
+    small = table[table["ori_crop"] != 60].copy()
+    few_grass = table[table["ori_crop"] == 60].head(4)
+    everything = pd.concat([small, few_grass], ignore_index=True)
+    result = classify_crops(rows, everything, lut(), fast())
+    assert [(e.class_id, e.best_parcels) for e in result.excluded_classes] == [(3, 4)]
+    assert "fewer than pa_min 5" in result.excluded_classes[0].reason
+    grass = result.parcels[result.parcels["CTnumL4A"] == 3]
+    assert (grass["Classif_r"] == "Not_classified_excluded_class").all()
+    assert grass["CT_pred_1"].isin([1, 2]).all()  # still predicted, with the kept classes
+    summary = result.summary.set_index("CTnumL4A")
+    assert not summary.loc[3, "Classified"]
+    assert summary.loc[3, "Strategy"] == 0
+    assert result.classes == (1, 2)
+
+
+def test_one_class_left_is_reported_not_a_crash(world: World) -> None:
+    table, rows = world
+    result = classify_crops(rows, table, lut(), fast(pa_min=31))
+    assert result.classes == ()
+    assert len(result.excluded_classes) == 3
+    assert (result.parcels["Classif_r"] == "Not_classified_excluded_class").all()
+    assert any("nothing to classify" in note for note in result.notes)
+    assert np.isnan(result.overall_accuracy)
+
+
+def test_declared_codes_missing_from_the_lut(world: World) -> None:
+    table, rows = world
+    unknown = table.assign(ori_crop=pd.Series([4242] * len(table), dtype="Int64"))
+    with pytest.raises(InputError, match="no declared crop code of the parcels is in the crop"):
+        classify_crops(rows, unknown, lut(), fast())
+
+
+def test_cross_prediction_never_uses_a_model_that_saw_the_parcel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    labels = np.repeat([1, 2, 3], 20).astype(np.int64)
+    ids = np.arange(len(labels), dtype=np.float64)
+    features = np.column_stack([ids, labels + rng.normal(0, 0.3, len(labels))])
+    trained: list[set[int]] = []
+    real_train = training_module.train
+
+    def spy(
+        rows: np.ndarray[Any, Any], targets: np.ndarray[Any, Any], rules: TrainingRules, seed: int
+    ) -> training_module.TrainedModel:
+        trained.append({int(i) for i in rows[:, 0]})
+        return real_train(rows, targets, rules, seed)
+
+    monkeypatch.setattr(training_module, "train", spy)
+    rules = TrainingRules(num_trees=10, smote_target=10, folds=4, jobs=1)
+    own, other = train_and_predict(features, labels, features[:5], rules)
+    folds = fold_of(labels, 4, rules.seed)
+    assert trained[0] == set(range(len(labels)))  # the full model saw everything
+    for fold in range(4):
+        held = set(np.flatnonzero(folds == fold).tolist())
+        assert held
+        assert not held & trained[fold + 1]
+        assert set(own.predicted_by[list(held)]) == {f"fold {fold + 1}"}
+    assert set(other.predicted_by) == {"full"}
+    without = train_and_predict(
+        features, labels, features[:5], TrainingRules(num_trees=10, smote_target=10,
+                                                      cross_prediction=False, jobs=1)
+    )  # fmt: skip
+    assert set(without[0].predicted_by) == {"full"}
+
+
+def test_training_parcels_are_cross_predicted(features_both: FeatureTable, world: World) -> None:
+    table, _rows = world
+    result = classify_features(features_both, table, lut(), fast())
+    frame = result.parcels
+    calibration = frame["Sample"] == "calibration"
+    assert calibration.sum() == 3 * round(0.75 * 30)
+    assert frame.loc[calibration, "Predicted_by"].str.startswith("fold ").all()
+    assert (frame.loc[~calibration, "Predicted_by"] == "full").all()
+    assert (frame.loc[~calibration, "Sample"] == "validation").all()
+
+
+def test_reproducible_with_the_seed(features_both: FeatureTable, world: World) -> None:
+    table, _rows = world
+    first = classify_features(features_both, table, lut(), fast())
+    again = classify_features(features_both, table, lut(), fast())
+    pd.testing.assert_frame_equal(first.parcels, again.parcels)
+    other = classify_features(features_both, table, lut(), fast(seed=1))
+    assert not first.parcels["Sample"].equals(other.parcels["Sample"])
+
+
+def test_lightgbm_classifier(features_both: FeatureTable, world: World) -> None:
+    table, _rows = world
+    parameters = fast(classifier="lightgbm")
+    result = classify_features(features_both, table, lut(), parameters)
+    assert result.overall_accuracy > 0.9
+    assert result.parcels["CT_conf_1"].between(0, 1).all()
+    assert (result.parcels["CT_conf_1"] >= result.parcels["CT_conf_2"]).all()
+
+
+def test_accuracy_tables(features_both: FeatureTable, world: World) -> None:
+    table, _rows = world
+    result = classify_features(features_both, table, lut(), fast())
+    assert list(result.confusion.columns) == ["1", "2", "3", "user_accuracy"]
+    assert list(result.confusion.index) == ["1", "2", "3", "producer_accuracy"]
+    assert result.confusion.loc["producer_accuracy", "user_accuracy"] == result.overall_accuracy
+    overall = result.accuracy.iloc[0]
+    assert overall["CTnumL4A"] == "Overall"
+    assert overall["Kappa"] == result.kappa
+    assert list(result.accuracy["CTnumL4A"][1:]) == ["1", "2", "3"]
+    assert {"Precision", "Recall", "F1", "Support"} <= set(result.accuracy.columns)
+    assert list(result.confusion_user.columns[:3]) == ["CTnumL4A", "CTL4A", "user_accuracy"]
+    assert "Conf3_pct" in result.confusion_producer.columns
+    assert list(result.summary.columns[:8]) == [
+        "CTnumL4A", "CTL4A", "Count", "Countratio", "Area", "Arearatio", "Classified", "Strategy",
+    ]  # fmt: skip
+    assert result.summary["Countratio"].sum() == pytest.approx(1.0, abs=1e-5)
+    assert (result.summary["Strategy"] == 3).all()
