@@ -127,12 +127,12 @@ def test_rerun_does_nothing_and_resume_gives_the_same_mdb(
 ) -> None:
     workspace = _workspace(optical_world, tmp_path / "ws")
     settings = ExtractionSettings(optical_signals=SIGNALS)
-    first = extract_season(workspace, "tiny", "S", settings)
+    first = extract_season(workspace, "tiny", "S", settings, compact=False)
     complete = _rows(first.mdb_path)
     files = sorted((first.mdb_path / "observations").glob("*.parquet"))
     stamps = {f.name: f.stat().st_mtime_ns for f in files}
 
-    again = extract_season(workspace, "tiny", "S", settings)
+    again = extract_season(workspace, "tiny", "S", settings, compact=False)
     assert again.report.extracted == []
     assert len(again.report.already_done) == len(files)
     assert {f.name: f.stat().st_mtime_ns for f in files} == stamps
@@ -141,9 +141,14 @@ def test_rerun_does_nothing_and_resume_gives_the_same_mdb(
     for lost in files[::3]:
         lost.unlink()
     shutil.rmtree(first.mdb_path / "pixels")
-    resumed = extract_season(workspace, "tiny", "S", settings)
+    resumed = extract_season(workspace, "tiny", "S", settings, compact=False)
     assert len(resumed.report.extracted) + len(resumed.report.empty) == len(files[::3])
     pd.testing.assert_frame_equal(_rows(first.mdb_path), complete)
+    # compaction keeps every row once, and a rerun after it still does nothing
+    extract_season(workspace, "tiny", "S", settings)
+    assert not list((first.mdb_path / "observations").glob("*.parquet"))
+    pd.testing.assert_frame_equal(_rows(first.mdb_path), complete)
+    assert extract_season(workspace, "tiny", "S", settings).report.extracted == []
     workspace.dispose()
 
 

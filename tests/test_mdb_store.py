@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -145,3 +146,61 @@ def test_sen4cap_wide_export(tmp_path: Path) -> None:
     assert export_long(mdb, tmp_path / "all.parquet", "parquet") == 4 + 3 + 3
     with pytest.raises(InputError, match="unknown export format"):
         export_long(mdb, tmp_path / "all.xlsx", "xlsx")
+
+
+def test_compaction_keeps_every_row_once_and_is_incremental(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    before = open_mdb(store.root).timeseries()
+    compaction = store.compact(bucket_parcels=16)
+    assert compaction.generation == 1
+    assert [Path(f).name for f in compaction.files] == [
+        "bucket-0000000.parquet",
+        "bucket-0000001.parquet",
+    ]
+    assert not list(store.observations.glob("*.parquet"))  # moved into the buckets
+    assert store.has_product("S2A_20240503")
+    assert store.products() == ["S1A_VH", "S1A_VV", "S2A_20240503", "S2B_20240508"]
+    after = open_mdb(store.root).timeseries()
+    cols = list(before.columns)
+    pd.testing.assert_frame_equal(
+        after.sort_values(cols).reset_index(drop=True),
+        before.sort_values(cols).reset_index(drop=True),
+    )
+    one = open_mdb(store.root).timeseries(parcel_ids=[20])
+    pd.testing.assert_frame_equal(
+        one.reset_index(drop=True),
+        before[before["parcel_id"] == 20].reset_index(drop=True),
+    )
+    # a new product goes to its own file, queries see both, the next compaction merges it
+    pixels = _pixels()
+    stats = parcel_statistics(pixels, np.ones((4, 4), dtype=np.float32))
+    late = Acquisition("S2C_20240420", "S2C", date(2024, 4, 20), tile="31UFS")
+    store.write_product("S2C_20240420", [statistics_table(late, "NDVI", stats, stats.kept())])
+    assert len(open_mdb(store.root).timeseries(signals=["NDVI"])) == 6
+    second = store.compact(bucket_parcels=16)
+    assert second.generation == 2
+    assert "S2C_20240420" in second.products
+    assert not (store.root / "compacted" / "g1").exists()
+    assert len(open_mdb(store.root).timeseries(signals=["NDVI"])) == 6
+    assert store.compact(bucket_parcels=16) == second  # nothing new: nothing done
+
+
+def test_a_crash_during_compaction_changes_nothing_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import capmon.mdb.store as store_module
+
+    store = _store(tmp_path)
+    before = open_mdb(store.root).timeseries()
+
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store_module, "atomic_path", crash)  # the manifest is never written
+    with pytest.raises(OSError, match="disk full"):
+        store.compact(bucket_parcels=16)
+    monkeypatch.undo()
+    assert (store.root / "compacted" / "g1").exists()  # orphan files, not listed anywhere
+    pd.testing.assert_frame_equal(open_mdb(store.root).timeseries(), before)
+    store.compact(bucket_parcels=16)  # the next attempt replaces the orphan generation
+    assert len(open_mdb(store.root).timeseries()) == len(before)

@@ -117,7 +117,8 @@ def render(result: BenchReport, console: Console) -> None:
     )
     compacted = mdb["compacted_layout"]
     console.print(
-        f"Layout experiment, the same rows in one parcel-sorted file: "
+        f"After compaction ({compacted['seconds']:.1f} s; parcel-bucketed, parcel-sorted files, "
+        f"as `capmon mdb extract` leaves them): "
         f"{compacted['bytes_per_row']:.1f} bytes/row, one-parcel query median "
         f"{compacted['query']['median_seconds'] * 1e3:.1f} ms "
         f"(p95 {compacted['query']['p95_seconds'] * 1e3:.1f} ms)"

@@ -429,13 +429,16 @@ def extract_season(
     season: str,
     settings: ExtractionSettings | None = None,
     *,
+    compact: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> SeasonExtraction:
     """Extract the season's registered products for the newest declarations of its year.
 
     The declarations year is the year of the season's end. Products are those of the site
     acquired between the season's start and end (inclusive); products already in the MDB are
-    skipped, so a rerun does only what is missing.
+    skipped, so a rerun does only what is missing. With ``compact``, the new products' rows are
+    then merged into the parcel-bucketed files that one-parcel queries read
+    (:meth:`MdbStore.compact`).
     """
     from capmon.catalog.models import DeclarationSet
     from capmon.parcels import load_parcels
@@ -522,6 +525,10 @@ def extract_season(
         done += 1
 
     result = extract_products(parcels, readers, store, settings, site_tiles=tiles, progress=step)
+    if compact:  # a no-op when every stored product is already compacted
+        if progress is not None:
+            progress(total, total, "compacting the MDB")
+        store.compact()
     if progress is not None:
         progress(total, total, "done")
     result.already_done[:0] = report.already_done

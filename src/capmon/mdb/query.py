@@ -21,6 +21,7 @@ from capmon.mdb.store import (
     OBSERVATIONS,
     STATISTIC_COLUMNS,
     MdbManifest,
+    read_compaction,
     read_manifest,
     write_mdb_table,
 )
@@ -53,8 +54,21 @@ class MarkersDatabase:
             self._connection.execute("SET parquet_metadata_cache = true")
         self._schemas: dict[str, tuple[tuple[int, int, int], pa.Schema]] = {}
 
-    def _files(self) -> list[str]:
-        files = sorted((self.root / OBSERVATIONS).glob("*.parquet"))
+    def _files(self, parcel_ids: Sequence[int] | None = None) -> list[str]:
+        """The files holding the MDB's rows (for ``parcel_ids`` only: just their buckets).
+
+        Compacted files listed in ``compacted.json`` come first, then the per-product files of
+        products that manifest does not list, then the derived signals.
+        """
+        compaction = read_compaction(self.root)
+        if parcel_ids is None:
+            files = [self.root / f for f in compaction.files]
+        else:
+            files = compaction.bucket_files(self.root, parcel_ids)
+        done = set(compaction.products)
+        files += [
+            f for f in sorted((self.root / OBSERVATIONS).glob("*.parquet")) if f.stem not in done
+        ]
         files += sorted((self.root / DERIVED).glob("*.parquet"))
         return [str(f) for f in files]
 
@@ -83,6 +97,7 @@ class MarkersDatabase:
         """Rows of the chosen parcels, signals and dates (inclusive), by parcel, signal, date."""
         conditions: list[str] = []
         parameters: list[object] = []
+        ids: list[int] = []
         if parcel_ids is not None:
             ids = [int(i) for i in parcel_ids]
             if not ids:
@@ -101,7 +116,7 @@ class MarkersDatabase:
         if end is not None:
             conditions.append("date <= ?")
             parameters.append(_as_date(end, "end"))
-        files = self._files()
+        files = self._files(ids if parcel_ids is not None else None)
         if not files:
             return _empty_frame()
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""

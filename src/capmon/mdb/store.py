@@ -4,10 +4,20 @@ Layout of an MDB folder (one per site and parcel-set version, see docs/mdb.md)::
 
     <mdb>/mdb.json                          what the MDB was extracted for (parcel set, buffers...)
     <mdb>/observations/<product>.parquet    rows of one input product, sorted by parcel and signal
+    <mdb>/compacted.json                    which products the compacted files hold (optional)
+    <mdb>/compacted/g<N>/bucket-<k>.parquet rows of those products, one file per parcel bucket
     <mdb>/derived/<signal>.parquet          signals derived from stored statistics (add_signal)
 
 A product's file appears complete or not at all (temporary name, then rename), so a crash never
 leaves a half-written partition and a rerun skips exactly the products whose file exists.
+
+Compaction (:meth:`MdbStore.compact`) rewrites the products' rows into parcel-sorted files, one
+per bucket of ``bucket_parcels`` consecutive parcel ids, so that a one-parcel query opens one
+small file instead of one file per acquisition. ``compacted.json`` is the commit point: it is
+replaced atomically after the new generation's files are complete, and only then are the
+per-product files it covers and the previous generation removed. Readers use the compacted
+files listed there plus the per-product files of products it does not list, so every state a
+crash can leave shows each row exactly once.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +59,9 @@ MDB_SCHEMA = pa.schema(
 MANIFEST = "mdb.json"
 OBSERVATIONS = "observations"
 DERIVED = "derived"
+COMPACTED = "compacted"
+COMPACTION_MANIFEST = "compacted.json"
+BUCKET_PARCELS = 2048
 ROW_GROUP_ROWS = 32_768
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -148,14 +162,82 @@ class MdbStore:
         return self.observations / product_file_name(product_id)
 
     def has_product(self, product_id: str) -> bool:
-        """True when the product's rows are stored (its file is complete by construction)."""
-        return self.product_path(product_id).exists()
+        """True when the product's rows are stored (its own file, or the compacted files)."""
+        stem = product_file_name(product_id).removesuffix(".parquet")
+        return self.product_path(product_id).exists() or stem in read_compaction(self.root).products
 
     def products(self) -> list[str]:
-        """The stems of the stored product files."""
-        if not self.observations.exists():
-            return []
-        return sorted(p.stem for p in self.observations.glob("*.parquet"))
+        """The stems of the stored products' files, compacted ones included."""
+        own = (
+            {p.stem for p in self.observations.glob("*.parquet")}
+            if self.observations.exists()
+            else set()
+        )
+        return sorted(own | set(read_compaction(self.root).products))
+
+    def compact(self, bucket_parcels: int = BUCKET_PARCELS) -> Compaction:
+        """Rewrite every product's rows into parcel-bucketed, parcel-sorted files.
+
+        Products added later go to their own files again until the next compaction, which
+        merges them in. See the module docstring for why every intermediate state is safe.
+        """
+        import duckdb
+
+        if bucket_parcels < 1:
+            raise InputError(f"bucket_parcels must be >= 1, not {bucket_parcels}")
+        previous = read_compaction(self.root)
+        pending = [
+            p
+            for p in sorted(self.observations.glob("*.parquet"))
+            if p.stem not in previous.products
+        ]
+        if not pending and previous.bucket_parcels == bucket_parcels:
+            return previous
+        sources = [self.root / f for f in previous.files] + pending
+        generation = previous.generation + 1
+        folder = self.root / COMPACTED / f"g{generation}"
+        shutil.rmtree(folder, ignore_errors=True)  # a crashed earlier attempt at this generation
+        folder.mkdir(parents=True)
+        connection = duckdb.connect()
+        files: list[str] = []
+        try:
+            if sources:
+                scan = f"read_parquet({[str(s) for s in sources]!r}, union_by_name = true)"
+                bounds = connection.sql(
+                    f"SELECT min(parcel_id), max(parcel_id) FROM {scan}"
+                ).fetchall()
+                low, high = bounds[0] if bounds else (None, None)
+                if low is not None and high is not None:
+                    for bucket in range(
+                        int(low) // bucket_parcels, int(high) // bucket_parcels + 1
+                    ):
+                        start, stop = bucket * bucket_parcels, (bucket + 1) * bucket_parcels
+                        table = connection.sql(
+                            f"SELECT * FROM {scan} WHERE parcel_id >= ? AND parcel_id < ? "
+                            "ORDER BY parcel_id, signal, date, sensor, orbit, tile",
+                            params=[start, stop],
+                        ).to_arrow_table()
+                        if table is None or table.num_rows == 0:
+                            continue
+                        name = f"bucket-{bucket:07d}.parquet"
+                        write_mdb_table(table.cast(MDB_SCHEMA), folder / name)
+                        files.append(f"{COMPACTED}/g{generation}/{name}")
+        finally:
+            connection.close()
+        compaction = Compaction(
+            generation=generation,
+            bucket_parcels=bucket_parcels,
+            files=tuple(files),
+            products=tuple(sorted(set(previous.products) | {p.stem for p in pending})),
+        )
+        with atomic_path(self.root / COMPACTION_MANIFEST) as tmp:
+            tmp.write_text(json.dumps(compaction.to_json(), indent=1))
+        for path in pending:
+            path.unlink(missing_ok=True)
+        for old in (self.root / COMPACTED).iterdir():
+            if old.name != f"g{generation}":
+                shutil.rmtree(old, ignore_errors=True)
+        return compaction
 
     def write_product(self, product_id: str, tables: Iterable[pa.Table]) -> Path:
         """Store the rows of one product atomically (sorted by parcel, signal, date)."""
@@ -173,6 +255,46 @@ class MdbStore:
                 f"cannot write the MDB rows of {product_id} to {path}: {exc}"
             ) from exc
         return path
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What ``compacted.json`` says: the compacted files and the products they hold."""
+
+    generation: int = 0
+    bucket_parcels: int = BUCKET_PARCELS
+    files: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "bucket_parcels": self.bucket_parcels,
+            "files": list(self.files),
+            "products": list(self.products),
+        }
+
+    def bucket_files(self, root: Path, parcel_ids: Iterable[int]) -> list[Path]:
+        """The compacted files that can hold rows of ``parcel_ids``."""
+        wanted = {f"bucket-{int(i) // self.bucket_parcels:07d}.parquet" for i in parcel_ids}
+        return [root / f for f in self.files if Path(f).name in wanted]
+
+
+def read_compaction(root: Path) -> Compaction:
+    """The compaction manifest of an MDB folder (empty when it was never compacted)."""
+    path = root / COMPACTION_MANIFEST
+    if not path.exists():
+        return Compaction()
+    try:
+        payload = json.loads(path.read_text())
+        return Compaction(
+            generation=int(payload["generation"]),
+            bucket_parcels=int(payload["bucket_parcels"]),
+            files=tuple(payload["files"]),
+            products=tuple(payload["products"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} is not a valid compaction manifest: {exc}") from exc
 
 
 def write_mdb_table(table: pa.Table, path: Path) -> None:

@@ -31,6 +31,9 @@ class MdbExtractParameters(BaseModel):
     sar: bool = Field(True, description="Extract Sentinel-1 amplitude and coherence products.")
     optical_buffer_m: float = Field(5.0, ge=0, description="Inward parcel buffer on optical grids.")
     sar_buffer_m: float = Field(10.0, ge=0, description="Inward parcel buffer on SAR grids.")
+    compact: bool = Field(
+        True, description="Merge new rows into the parcel-sorted files one-parcel queries read."
+    )
     s1_tile_grids: bool = Field(
         False, description="Cut Sentinel-1 products to the site's S2 tile grids (20 m) first."
     )
@@ -75,6 +78,7 @@ def run(context: RunContext, parameters: MdbExtractParameters) -> RunResult:
         context.site.name,
         context.season.name,
         parameters.settings(),
+        compact=parameters.compact,
         progress=progress,
     )
     report = result.report
