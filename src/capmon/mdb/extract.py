@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -262,7 +262,7 @@ def _extract_one(
     all_ids: npt.NDArray[np.int64],
 ) -> tuple[list[object], int]:
     info = reader.info
-    layers: list[tuple[str | None, PixelGrid, dict[str, npt.NDArray[np.float32]], Mask]] = []
+    layers: list[tuple[str | None, PixelGrid, Iterable[tuple[str, FloatArray]], Mask]] = []
     if info.product_type in (ProductType.S1_AMP, ProductType.S1_COHE):
         if not settings.sar:
             return [], 0
@@ -270,14 +270,14 @@ def _extract_one(
         buffer_m = settings.sar_buffer_m
         if settings.s1_tile_grids and homes:
             layers = [
-                (tile, tile_grid, warped, None)
+                (tile, tile_grid, warped.items(), None)
                 for tile, tile_grid, warped in _on_tile_grids(grid, values_by_signal, homes)
             ]
         else:
-            layers = [(info.tile, grid, values_by_signal, valid)]
+            layers = [(info.tile, grid, values_by_signal.items(), valid)]
     else:
-        values_by_signal, valid, grid, buffer_m = _optical_signals(reader, settings)
-        layers = [(info.tile, grid, values_by_signal, valid)]
+        optical, valid, grid, buffer_m = _optical_signals(reader, settings)
+        layers = [(info.tile, grid, optical, valid)]
     tables = []
     rows = 0
     for tile, layer_grid, layer_values, layer_valid in layers:
@@ -286,7 +286,7 @@ def _extract_one(
         if tile is not None and tile in homes:
             allowed = np.isin(pixels.parcel_ids, np.fromiter(homes[tile], dtype=np.int64))
         acquisition = replace(_acquisition(info), tile=tile)
-        for name, values in layer_values.items():
+        for name, values in layer_values:
             stats = parcel_statistics(pixels, values, layer_valid, segment=segment)
             keep = stats.kept(settings.min_count, settings.min_valid_fraction)
             if allowed is not None:
@@ -297,6 +297,7 @@ def _extract_one(
 
 
 Mask = npt.NDArray[np.bool_] | None
+FloatArray = npt.NDArray[np.float32]
 
 
 def _on_tile_grids(
@@ -361,7 +362,12 @@ def _on_tile_grids(
 
 def _optical_signals(
     reader: ProductReader, settings: ExtractionSettings
-) -> tuple[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.bool_], PixelGrid, float]:
+) -> tuple[Iterator[tuple[str, FloatArray]], npt.NDArray[np.bool_], PixelGrid, float]:
+    """The product's optical signals, computed one at a time as they are consumed.
+
+    Each band is decoded once; each signal array is computed when its statistics are taken and
+    freed before the next one, so a product holds its bands plus one signal in memory.
+    """
     info = reader.info
     sensor = info.sensor or ""
     names = [n for n in settings.optical_signals if _available(n, sensor)]
@@ -372,9 +378,15 @@ def _optical_signals(
     if any(get_signal(n).needs_angles for n in names):
         a = reader.angles()
         angles = ViewingAngles(a.sun_zenith, a.sun_azimuth, a.view_zenith, a.view_azimuth)
-    values = compute_signals(names, bands, sensor=sensor, angles=angles)
     valid = reader.valid_mask(resolution, settings.mask)
-    return dict(values), valid, reader.grid(resolution), settings.optical_buffer_m
+
+    def one_by_one() -> Iterator[tuple[str, FloatArray]]:
+        for name in names:
+            canonical = get_signal(name).name
+            computed = compute_signals([name], bands, sensor=sensor, angles=angles)
+            yield canonical, computed[canonical]
+
+    return one_by_one(), valid, reader.grid(resolution), settings.optical_buffer_m
 
 
 def _available(name: str, sensor: str) -> bool:
