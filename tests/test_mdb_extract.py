@@ -228,11 +228,12 @@ def test_an_entirely_masked_product_is_a_named_skip(
         def grid(self, resolution: float | None = None):  # type: ignore[no-untyped-def]
             return self._reader.grid(resolution)
 
-        def read(self, band: str, resolution: float | None = None):  # type: ignore[no-untyped-def]
-            return self._reader.read(band, resolution)
+        def read(self, band, resolution=None, rows=None):  # type: ignore[no-untyped-def]
+            return self._reader.read(band, resolution, rows)
 
-        def valid_mask(self, resolution=None, config=None):  # type: ignore[no-untyped-def]
-            return np.zeros(self._reader.grid(resolution).shape, dtype=bool)
+        def valid_mask(self, resolution=None, config=None, rows=None):  # type: ignore[no-untyped-def]
+            shape = self._reader.grid(resolution).shape
+            return np.zeros(shape if rows is None else (rows[1] - rows[0], shape[1]), dtype=bool)
 
         def angles(self):  # type: ignore[no-untyped-def]
             return self._reader.angles()

@@ -141,9 +141,9 @@ def test_each_read_decodes_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     calls: list[Path] = []
     original = raster_module.read_stored
 
-    def spy(source: BandSource, *, product: str, what: str) -> object:
+    def spy(source: BandSource, *, product: str, what: str, **options: object) -> object:
         calls.append(source.path)
-        return original(source, product=product, what=what)
+        return original(source, product=product, what=what, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(raster_module, "read_stored", spy)
     reader.read("B8A", 10)

@@ -31,14 +31,15 @@ def _note(name: str, figures: dict[str, Any]) -> str:
     if name == "capmon_first_date":
         return (
             f"parcels {figures['read_parcels_seconds']:.2f}"
-            f" + band {figures['read_band_seconds']:.2f}"
             f" + pixels {figures['parcel_pixels_seconds']:.2f}"
-            f" + stats {figures['statistics_seconds']:.2f}"
+            f" + plan {figures['plan_seconds']:.2f}"
+            f" + streamed band {figures['stream_seconds']:.2f}"
+            f" (stats {figures['statistics_seconds']:.2f} overlapped)"
         )
     if name == "capmon_next_date":
         return (
-            f"median of {figures['dates']}: band {figures['read_band_seconds']:.2f}"
-            f" + stats {figures['statistics_seconds']:.2f}"
+            f"median of {figures['dates']}, {figures['strip_rows']}-row strips: stats "
+            f"{figures['statistics_seconds']:.2f} overlapped with decoding"
         )
     if name == "exactextract_in_memory":
         return (

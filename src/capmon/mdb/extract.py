@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,8 +37,17 @@ from shapely.geometry import box
 from capmon.errors import CapmonError, InputError
 from capmon.grid import s2_tile
 from capmon.mdb.labels import PixelGrid, parcel_pixels
-from capmon.mdb.stats import ParcelPixels, parcel_statistics
+from capmon.mdb.stats import ParcelPixels, ParcelStatistics, parcel_statistics
 from capmon.mdb.store import Acquisition, MdbManifest, MdbStore, statistics_table
+from capmon.mdb.strips import (
+    DEFAULT_STRIP_ROWS,
+    RowBuffer,
+    StripGroup,
+    StripPlan,
+    plan_statistics,
+    plan_strips,
+    stream_strips,
+)
 from capmon.signals.bands import sensor_family
 from capmon.signals.biophysical import ViewingAngles
 from capmon.signals.catalogue import get_signal, signal_inputs
@@ -99,6 +108,10 @@ class ExtractionSettings:
     s1_tile_grids: bool = False
     """Cut Sentinel-1 products to the site's S2 tile grids (20 m, tile UTM, bilinear) before
     taking statistics, as Sen4CAP's per-tile S1 products; rows then carry the S2 tile."""
+    strip_rows: int = DEFAULT_STRIP_ROWS
+    """Rows of the product grid read at a time (see :mod:`capmon.mdb.strips`)."""
+    prefetch: bool = True
+    """Decode the next strip in a second thread while the statistics of one are taken."""
 
     def __post_init__(self) -> None:
         for name in self.optical_signals:
@@ -109,6 +122,8 @@ class ExtractionSettings:
             raise InputError("buffers are inward distances in metres and must be >= 0")
         if not 0 <= self.min_valid_fraction < 1:
             raise InputError("min_valid_fraction must be in [0, 1)")
+        if self.strip_rows < 1:
+            raise InputError(f"strip_rows must be at least 1, not {self.strip_rows}")
 
 
 @dataclass
@@ -126,12 +141,14 @@ class ExtractionReport:
 
 
 class ParcelPixelCache:
-    """The parcels' pixels per (grid, buffer), in memory and as files in the MDB folder."""
+    """The parcels' pixels per (grid, buffer), in memory and as files in the MDB folder, and
+    their strip plans (in memory, one grid at a time: a tile's pixels are large)."""
 
     def __init__(self, parcels: gpd.GeoDataFrame, folder: Path | None) -> None:
         self.parcels = parcels
         self.folder = folder
         self._memory: dict[str, tuple[ParcelPixels, npt.NDArray[np.int32]]] = {}
+        self._plans: dict[tuple[str, int], StripPlan] = {}
 
     @staticmethod
     def key(grid: PixelGrid, buffer_m: float) -> str:
@@ -140,35 +157,49 @@ class ParcelPixelCache:
         )
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
-    def get(self, grid: PixelGrid, buffer_m: float) -> tuple[ParcelPixels, npt.NDArray[np.int32]]:
+    def pixels(self, grid: PixelGrid, buffer_m: float) -> ParcelPixels:
+        """The parcels' pixels on ``grid``: from the file cache, or computed and stored."""
         key = self.key(grid, buffer_m)
         if key in self._memory:
-            return self._memory[key]
+            return self._memory[key][0]
         path = self.folder / f"{key}.npz" if self.folder is not None else None
-        pixels: ParcelPixels | None = None
         if path is not None and path.exists():
             with np.load(path) as stored:
-                pixels = ParcelPixels(
+                return ParcelPixels(
                     stored["parcel_ids"],
                     stored["offsets"],
                     stored["pixel_index"],
                     (int(stored["shape"][0]), int(stored["shape"][1])),
                 )
-        if pixels is None:
-            pixels = parcel_pixels(self.parcels, grid, buffer_m=buffer_m)
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(path) as tmp, tmp.open("wb") as handle:
-                    np.savez(
-                        handle,
-                        parcel_ids=pixels.parcel_ids,
-                        offsets=pixels.offsets,
-                        pixel_index=pixels.pixel_index,
-                        shape=np.array(pixels.shape),
-                    )
-        entry = (pixels, pixels.segment)
-        self._memory = {key: entry}  # one grid at a time: a tile's pixels are large
-        return entry
+        pixels = parcel_pixels(self.parcels, grid, buffer_m=buffer_m)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp, tmp.open("wb") as handle:
+                np.savez(
+                    handle,
+                    parcel_ids=pixels.parcel_ids,
+                    offsets=pixels.offsets,
+                    pixel_index=pixels.pixel_index,
+                    shape=np.array(pixels.shape),
+                )
+        return pixels
+
+    def get(self, grid: PixelGrid, buffer_m: float) -> tuple[ParcelPixels, npt.NDArray[np.int32]]:
+        """The parcels' pixels on ``grid`` and their segment array, kept in memory."""
+        key = self.key(grid, buffer_m)
+        if key not in self._memory:
+            pixels = self.pixels(grid, buffer_m)
+            self._memory = {key: (pixels, pixels.segment)}
+        return self._memory[key]
+
+    def plan(self, grid: PixelGrid, buffer_m: float, strip_rows: int) -> StripPlan:
+        """The strip plan of the parcels' pixels on ``grid``, kept in memory."""
+        key = (self.key(grid, buffer_m), strip_rows)
+        if key not in self._plans:
+            self._plans = {}  # one grid at a time
+            self._memory = {}
+            self._plans[key] = plan_strips(self.pixels(grid, buffer_m), strip_rows)
+        return self._plans[key]
 
 
 def home_tiles(parcels: gpd.GeoDataFrame, tiles: Iterable[str]) -> dict[str, set[int]]:
@@ -262,37 +293,154 @@ def _extract_one(
     all_ids: npt.NDArray[np.int64],
 ) -> tuple[list[object], int]:
     info = reader.info
-    layers: list[tuple[str | None, PixelGrid, Iterable[tuple[str, FloatArray]], Mask]] = []
     if info.product_type in (ProductType.S1_AMP, ProductType.S1_COHE):
         if not settings.sar:
             return [], 0
-        values_by_signal, valid, grid = _sar_signals(reader)
-        buffer_m = settings.sar_buffer_m
         if settings.s1_tile_grids and homes:
-            layers = [
-                (tile, tile_grid, warped.items(), None)
-                for tile, tile_grid, warped in _on_tile_grids(grid, values_by_signal, homes)
-            ]
-        else:
-            layers = [(info.tile, grid, values_by_signal.items(), valid)]
+            return _extract_on_tile_grids(reader, cache, settings, homes)
+        grid, buffer_m = reader.grid(), settings.sar_buffer_m
+        read, measure, parts = _sar_strips(reader)
     else:
-        optical, valid, grid, buffer_m = _optical_signals(reader, settings)
-        layers = [(info.tile, grid, optical, valid)]
-    tables = []
+        grid, buffer_m = reader.grid(settings.optical_resolution), settings.optical_buffer_m
+        read, measure, parts = _optical_strips(reader, settings)
+    plan = cache.plan(grid, buffer_m, settings.strip_rows)
+    stream_strips(plan, read, measure, opened=reader.kept_open, prefetch=settings.prefetch)
+    acquisition = _acquisition(info)
+    allowed = _allowed(info.tile, homes, plan.parcel_ids[plan.restore])
+    tables: list[object] = []
     rows = 0
-    for tile, layer_grid, layer_values, layer_valid in layers:
-        pixels, segment = cache.get(layer_grid, buffer_m)
-        allowed: npt.NDArray[np.bool_] | None = None
-        if tile is not None and tile in homes:
-            allowed = np.isin(pixels.parcel_ids, np.fromiter(homes[tile], dtype=np.int64))
-        acquisition = replace(_acquisition(info), tile=tile)
-        for name, values in layer_values:
-            stats = parcel_statistics(pixels, values, layer_valid, segment=segment)
+    for name, measured in parts.items():
+        stats = plan_statistics(plan, measured)
+        keep = stats.kept(settings.min_count, settings.min_valid_fraction)
+        if allowed is not None:
+            keep &= allowed
+        rows += int(keep.sum())
+        tables.append(statistics_table(acquisition, name, stats, keep))
+    return tables, rows
+
+
+def _allowed(
+    tile: str | None, homes: dict[str, set[int]], parcel_ids: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_] | None:
+    """Which parcels a product of ``tile`` may give rows for (their home tile), or None: all."""
+    if tile is None or tile not in homes:
+        return None
+    return np.isin(parcel_ids, np.fromiter(homes[tile], dtype=np.int64))
+
+
+_VALID = "__valid__"
+Measured = dict[str, list[ParcelStatistics]]
+
+
+def _optical_strips(
+    reader: ProductReader, settings: ExtractionSettings
+) -> tuple[Callable[[int, int], RowBuffer], Callable[[RowBuffer, StripGroup], None], Measured]:
+    """How to read a strip of an optical product (its needed bands and validity mask) and how
+    to measure a group of parcels on it: each signal computed on the group's rows, one at a
+    time, and freed before the next one."""
+    info = reader.info
+    sensor = info.sensor or ""
+    names = [n for n in settings.optical_signals if _available(n, sensor)]
+    needed = sorted(signal_inputs(names, sensor))
+    for band in needed:
+        reader.require_band(band)
+    resolution = settings.optical_resolution
+    angles = None
+    if any(get_signal(n).needs_angles for n in names):
+        a = reader.angles()
+        angles = ViewingAngles(a.sun_zenith, a.sun_azimuth, a.view_zenith, a.view_azimuth)
+    parts: Measured = {get_signal(n).name: [] for n in names}
+
+    def read(start: int, stop: int) -> RowBuffer:
+        layers: dict[str, npt.NDArray[np.generic]] = {
+            band: reader.read(band, resolution, (start, stop)) for band in needed
+        }
+        layers[_VALID] = reader.valid_mask(resolution, settings.mask, (start, stop))
+        return RowBuffer(start, stop, layers)
+
+    def measure(rows: RowBuffer, group: StripGroup) -> None:
+        bands = {band: rows.layers[band] for band in needed}
+        valid = rows.layers[_VALID].astype(bool, copy=False)
+        for name in names:
+            canonical = get_signal(name).name
+            values = compute_signals([name], bands, sensor=sensor, angles=angles)[canonical]
+            parts[canonical].append(
+                parcel_statistics(group.pixels, values, valid, segment=group.segment)
+            )
+            del values
+
+    return read, measure, parts
+
+
+def _sar_strips(
+    reader: ProductReader,
+) -> tuple[Callable[[int, int], RowBuffer], Callable[[RowBuffer, StripGroup], None], Measured]:
+    """How to read a strip of a Sentinel-1 product (its signal is computed in the reading
+    thread) and measure a group of parcels on it."""
+    name, convert = _sar_signal(reader)
+    parts: Measured = {name: []}
+
+    def read(start: int, stop: int) -> RowBuffer:
+        return RowBuffer(
+            start, stop, {name: convert(reader.read(reader.bands[0], None, (start, stop)))}
+        )
+
+    def measure(rows: RowBuffer, group: StripGroup) -> None:
+        values: FloatArray = np.asarray(rows.layers[name], dtype=np.float32)
+        parts[name].append(parcel_statistics(group.pixels, values, None, segment=group.segment))
+
+    return read, measure, parts
+
+
+def _sar_signal(reader: ProductReader) -> tuple[str, Callable[[FloatArray], FloatArray]]:
+    """The MDB signal of a Sentinel-1 product and how its stored values become that signal."""
+    info = reader.info
+    polarisation = info.polarisation
+    if polarisation not in ("VV", "VH"):
+        raise InputError(f"product {info.name} has no VV/VH polarisation ({polarisation!r})")
+    sensor = info.sensor or "S1"
+    if info.product_type is ProductType.S1_AMP:
+        convention = parse_convention(str(info.properties.get("amplitude_convention", "")))
+        name = f"AMP_{polarisation}"
+
+        def amplitude(stored: FloatArray) -> FloatArray:
+            power = to_linear_power(stored, convention)
+            return compute_signals([name], {polarisation: power}, sensor=sensor)[name]
+
+        return name, amplitude
+    name = f"COHE_{polarisation}"
+
+    def coherence(stored: FloatArray) -> FloatArray:
+        return compute_signals([name], {polarisation: stored}, sensor=sensor)[name]
+
+    return name, coherence
+
+
+def _extract_on_tile_grids(
+    reader: ProductReader,
+    cache: ParcelPixelCache,
+    settings: ExtractionSettings,
+    homes: dict[str, set[int]],
+) -> tuple[list[object], int]:
+    """A Sentinel-1 product warped onto the S2 tile grids it covers (whole arrays: a 20 m S1
+    product is a quarter of an optical tile)."""
+    name, convert = _sar_signal(reader)
+    grid = reader.grid()
+    with reader.kept_open():
+        values_by_signal = {name: convert(reader.read(reader.bands[0]))}
+    tables: list[object] = []
+    rows = 0
+    for tile, tile_grid, warped in _on_tile_grids(grid, values_by_signal, homes):
+        pixels, segment = cache.get(tile_grid, settings.sar_buffer_m)
+        allowed = _allowed(tile, homes, pixels.parcel_ids)
+        acquisition = replace(_acquisition(reader.info), tile=tile)
+        for signal, values in warped.items():
+            stats = parcel_statistics(pixels, values, None, segment=segment)
             keep = stats.kept(settings.min_count, settings.min_valid_fraction)
             if allowed is not None:
                 keep &= allowed
             rows += int(keep.sum())
-            tables.append(statistics_table(acquisition, name, stats, keep))
+            tables.append(statistics_table(acquisition, signal, stats, keep))
     return tables, rows
 
 
@@ -360,60 +508,9 @@ def _on_tile_grids(
     return result
 
 
-def _optical_signals(
-    reader: ProductReader, settings: ExtractionSettings
-) -> tuple[Iterator[tuple[str, FloatArray]], npt.NDArray[np.bool_], PixelGrid, float]:
-    """The product's optical signals, computed one at a time as they are consumed.
-
-    Each band is decoded once; each signal array is computed when its statistics are taken and
-    freed before the next one, so a product holds its bands plus one signal in memory.
-    """
-    info = reader.info
-    sensor = info.sensor or ""
-    names = [n for n in settings.optical_signals if _available(n, sensor)]
-    needed = signal_inputs(names, sensor)
-    resolution = settings.optical_resolution
-    bands = {band: reader.read(reader.require_band(band), resolution) for band in sorted(needed)}
-    angles = None
-    if any(get_signal(n).needs_angles for n in names):
-        a = reader.angles()
-        angles = ViewingAngles(a.sun_zenith, a.sun_azimuth, a.view_zenith, a.view_azimuth)
-    valid = reader.valid_mask(resolution, settings.mask)
-
-    def one_by_one() -> Iterator[tuple[str, FloatArray]]:
-        for name in names:
-            canonical = get_signal(name).name
-            computed = compute_signals([name], bands, sensor=sensor, angles=angles)
-            yield canonical, computed[canonical]
-
-    return one_by_one(), valid, reader.grid(resolution), settings.optical_buffer_m
-
-
 def _available(name: str, sensor: str) -> bool:
     family = sensor_family(sensor)
     return family in get_signal(name).sensors
-
-
-def _sar_signals(
-    reader: ProductReader,
-) -> tuple[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.bool_], PixelGrid]:
-    info = reader.info
-    polarisation = info.polarisation
-    if polarisation not in ("VV", "VH"):
-        raise InputError(f"product {info.name} has no VV/VH polarisation ({polarisation!r})")
-    stored = reader.read(polarisation)
-    sensor = info.sensor or "S1"
-    if info.product_type is ProductType.S1_AMP:
-        convention = parse_convention(str(info.properties.get("amplitude_convention", "")))
-        power = to_linear_power(stored, convention)
-        names = [f"AMP_{polarisation}"]
-        computed = compute_signals(names, {polarisation: power}, sensor=sensor)
-    else:
-        names = [f"COHE_{polarisation}"]
-        computed = compute_signals(names, {polarisation: stored}, sensor=sensor)
-    grid = reader.grid()
-    valid = np.ones(grid.shape, dtype=bool)
-    return dict(computed), valid, grid
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 
 import numpy as np
 import numpy.typing as npt
@@ -11,7 +12,7 @@ import numpy.typing as npt
 from capmon.errors import InputError
 from capmon.mdb.labels import PixelGrid
 from capmon.sources.model import ProductInfo, ProductReader
-from capmon.sources.raster import BandFiles
+from capmon.sources.raster import BandFiles, Rows
 
 
 class OpticalReader(ProductReader):
@@ -45,9 +46,14 @@ class OpticalReader(ProductReader):
     def grid(self, resolution: float | None = None) -> PixelGrid:
         return self.files.grid(self.resolution(resolution), self._stored_bands)
 
-    def read(self, band: str, resolution: float | None = None) -> npt.NDArray[np.float32]:
+    def read(
+        self, band: str, resolution: float | None = None, rows: Rows | None = None
+    ) -> npt.NDArray[np.float32]:
         self.require_band(band)
-        return self.files.read(self.aliases.get(band, band), self.grid(resolution))
+        return self.files.read(self.aliases.get(band, band), self.grid(resolution), rows)
+
+    def kept_open(self) -> AbstractContextManager[None]:
+        return self.files.kept_open()
 
     def check(self) -> None:
         self.files.check()

@@ -46,7 +46,7 @@ from capmon.sources.model import (
     ProductType,
     sensor_code,
 )
-from capmon.sources.raster import BandFiles, BandSource, Calibration
+from capmon.sources.raster import BandFiles, BandSource, Calibration, Rows
 
 QA_PIXEL = "QA_PIXEL"
 C2_REFLECTANCE_SCALE = 2.75e-05
@@ -252,11 +252,14 @@ class LandsatReader(OpticalReader):
         super().__init__(info, BandFiles(product, sources), bands, NIR_ALIASES)
 
     def valid_mask(
-        self, resolution: float | None = None, config: MaskConfig = DEFAULT_MASK_CONFIG
+        self,
+        resolution: float | None = None,
+        config: MaskConfig = DEFAULT_MASK_CONFIG,
+        rows: Rows | None = None,
     ) -> npt.NDArray[np.bool_]:
         """Valid where QA_PIXEL passes ``config.landsat`` (flags and confidences)."""
         return self.files.read_mask(
-            QA_PIXEL, self.grid(resolution), lambda qa: landsat_qa_valid(qa, config.landsat)
+            QA_PIXEL, self.grid(resolution), lambda qa: landsat_qa_valid(qa, config.landsat), rows
         )
 
     def angles(self) -> Angles:

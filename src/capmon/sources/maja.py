@@ -30,7 +30,7 @@ from capmon.sources.model import (
     ProductType,
     sensor_code,
 )
-from capmon.sources.raster import BandFiles, BandSource, Calibration
+from capmon.sources.raster import BandFiles, BandSource, Calibration, Rows
 from capmon.sources.sen2cor import canonical_band
 from capmon.synth.formats.maja import MajaName, parse_maja_name
 
@@ -121,7 +121,10 @@ class MajaReader(OpticalReader):
         super().__init__(info, BandFiles(product, sources), bands)
 
     def valid_mask(
-        self, resolution: float | None = None, config: MaskConfig = DEFAULT_MASK_CONFIG
+        self,
+        resolution: float | None = None,
+        config: MaskConfig = DEFAULT_MASK_CONFIG,
+        rows: Rows | None = None,
     ) -> npt.NDArray[np.bool_]:
         """Valid where EDG is 0 and no CLM / MG2 / SAT bit of ``config.maja`` is set.
 
@@ -136,7 +139,7 @@ class MajaReader(OpticalReader):
                 edg, clm=clm, mg2=extra.get("MG2"), sat=extra.get("SAT"), config=config.maja
             )
 
-        return self.files.read_mask(("EDG", "CLM", *optional), self.grid(resolution), decode)
+        return self.files.read_mask(("EDG", "CLM", *optional), self.grid(resolution), decode, rows)
 
     def angles(self) -> Angles:
         """Mean sun angles and the mean over bands of the mean view angles (MTD_ALL.xml)."""

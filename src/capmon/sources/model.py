@@ -20,6 +20,7 @@ import enum
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from capmon.errors import InputError
 from capmon.mdb.labels import PixelGrid
 from capmon.signals.bands import S2_BANDS
 from capmon.signals.masks import LandsatQaConfig, MajaMaskConfig, SclMaskConfig
+from capmon.sources.raster import Rows
 
 S2_BAND_NAMES = S2_BANDS
 """Canonical optical band names, in Sentinel-2 order (B8A after B08)."""
@@ -142,14 +144,25 @@ class ProductReader(ABC):
         """The product's grid at ``resolution`` metres."""
 
     @abstractmethod
-    def read(self, band: str, resolution: float | None = None) -> npt.NDArray[np.float32]:
-        """The values of ``band`` on :meth:`grid` (float32, NaN = no data); one file decoded."""
+    def read(
+        self, band: str, resolution: float | None = None, rows: Rows | None = None
+    ) -> npt.NDArray[np.float32]:
+        """The values of ``band`` on :meth:`grid` (float32, NaN = no data); one file decoded.
+        ``rows=(start, stop)`` reads only those rows of the grid (full width)."""
 
     @abstractmethod
     def valid_mask(
-        self, resolution: float | None = None, config: MaskConfig = DEFAULT_MASK_CONFIG
+        self,
+        resolution: float | None = None,
+        config: MaskConfig = DEFAULT_MASK_CONFIG,
+        rows: Rows | None = None,
     ) -> npt.NDArray[np.bool_]:
-        """True where the product holds a clear observation, on :meth:`grid`."""
+        """True where the product holds a clear observation, on :meth:`grid` (or its ``rows``)."""
+
+    def kept_open(self) -> AbstractContextManager[None]:
+        """A block in which the product's files stay open between reads (strip-by-strip
+        extraction decodes each compressed block once)."""
+        return nullcontext()
 
     @abstractmethod
     def angles(self) -> Angles:

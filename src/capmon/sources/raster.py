@@ -10,6 +10,11 @@ Resampling is by integer factors only (no interpolation, no change of grid origi
 replication to a finer grid, block mean (NaN when any pixel of the block is NaN) or "all
 valid" for masks to a coarser grid. A coarser grid whose size does not divide the fine one
 is rounded up, and the missing fine pixels count as no data.
+
+Every read can be limited to a band of rows of the target grid (``rows=(start, stop)``, full
+width): the extraction engine streams a product strip by strip, so a whole tile is never held
+in memory. Inside :meth:`BandFiles.kept_open` the files stay open between such reads, so that
+GDAL's block cache decodes each compressed block once.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ from affine import Affine
 from pyproj import CRS
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
@@ -38,6 +44,8 @@ from capmon.errors import CRSError, InputError, StorageError
 from capmon.mdb.labels import PixelGrid
 
 _CHUNK_ROWS = 512
+Rows = tuple[int, int]
+"""A band of rows ``(start, stop)`` of a grid, stop excluded, full width."""
 _ALIGN_TOLERANCE = 1e-6
 
 
@@ -173,12 +181,32 @@ def read_header(path: Path, *, product: str, what: str) -> RasterHeader:
         )
 
 
-def read_stored(source: BandSource, *, product: str, what: str) -> tuple[npt.NDArray[Any], Any]:
-    """Decode one band of ``source`` as stored, and its file no-data value."""
-    with open_raster(source.path, product=product, what=what) as dataset:
+def read_stored(
+    source: BandSource,
+    *,
+    product: str,
+    what: str,
+    rows: Rows | None = None,
+    dataset: Any = None,
+) -> tuple[npt.NDArray[Any], Any]:
+    """Decode one band of ``source`` as stored (only ``rows`` of the file when given), and its
+    file no-data value. ``dataset`` is the file already open (see :meth:`BandFiles.kept_open`).
+    """
+    with ExitStack() as stack:
+        if dataset is None:
+            dataset = stack.enter_context(open_raster(source.path, product=product, what=what))
         _check_count(source, int(dataset.count), product=product, what=what)
+        window = None
+        if rows is not None:
+            start, stop = rows
+            if not 0 <= start < stop <= dataset.height:
+                raise InputError(
+                    f"rows {start}:{stop} are outside {what} of product {product} "
+                    f"({source.path} has {dataset.height} rows)"
+                )
+            window = Window(0, start, dataset.width, stop - start)
         try:
-            data = dataset.read(source.index)
+            data = dataset.read(source.index, window=window)
         except (RasterioError, CPLE_BaseError, OSError) as exc:
             raise InputError(
                 f"cannot decode {what} of product {product}: {source.path} is corrupt or "
@@ -301,6 +329,8 @@ class BandFiles:
         self.product = product
         self.sources = {name: tuple(files) for name, files in sources.items()}
         self._headers: dict[tuple[Path, str], RasterHeader] = {}
+        self._open: dict[Path, Any] | None = None
+        self._stack = ExitStack()
 
     def header(self, name: str, source: BandSource) -> RasterHeader:
         """The header of ``source`` (checked against the metadata's resolution and count)."""
@@ -352,19 +382,118 @@ class BandFiles:
                 return source, resolution
         return self.native(name)
 
-    def read(self, name: str, target: PixelGrid) -> npt.NDArray[np.float32]:
-        """``name`` calibrated and resampled onto ``target`` (one file decoded)."""
-        source, resolution = self.pick(name, target.resolution[0])
-        stored, file_nodata = read_stored(source, product=self.product, what=_what(name))
-        values = source.calibration.apply(stored, file_nodata)
+    @contextmanager
+    def kept_open(self) -> Iterator[None]:
+        """Keep every file this object reads open until the block ends (strip-by-strip reads
+        then decode each compressed block once); files are opened when first read."""
+        if self._open is not None:  # nested: the outer block keeps them
+            yield
+            return
+        self._open = {}
+        try:
+            with self._stack:
+                yield
+        finally:
+            self._open = None
+            self._stack = ExitStack()
+
+    def _decode(
+        self, name: str, source: BandSource, rows: Rows | None
+    ) -> tuple[npt.NDArray[Any], Any]:
+        what = _what(name)
+        dataset = None
+        if self._open is not None:
+            dataset = self._open.get(source.path)
+            if dataset is None:
+                dataset = self._stack.enter_context(
+                    open_raster(source.path, product=self.product, what=what)
+                )
+                self._open[source.path] = dataset
+        return read_stored(source, product=self.product, what=what, rows=rows, dataset=dataset)
+
+    def _source_rows(
+        self, name: str, source: BandSource, resolution: float, target: PixelGrid, rows: Rows
+    ) -> tuple[Rows, int]:
+        """The rows of ``source`` that cover ``rows`` of ``target``, and the offset of the
+        first target row in the resampled source rows."""
+        start, stop = rows
+        if not 0 <= start < stop <= target.height:
+            raise InputError(
+                f"rows {start}:{stop} are outside the {target.height}-row grid of product "
+                f"{self.product}"
+            )
+        wanted = target.resolution[0]
+        height = self.header(name, source).height
+        if resolution > wanted:
+            factor = integer_factor(resolution, wanted)
+            first = start // factor
+            return (first, min(-(-stop // factor), height)), start - first * factor
+        if resolution < wanted:
+            factor = integer_factor(wanted, resolution)
+            return (start * factor, min(stop * factor, height)), 0
+        return (start, min(stop, height)), 0
+
+    def _read_fitted(
+        self,
+        name: str,
+        source: BandSource,
+        resolution: float,
+        target: PixelGrid,
+        rows: Rows | None,
+        convert: Callable[[npt.NDArray[Any], Any], npt.NDArray[Any]],
+        reduce: Callable[[Any, int], npt.NDArray[Any]] | None,
+    ) -> npt.NDArray[Any]:
+        """Decode ``name`` (its ``rows`` on ``target``), ``convert`` it, fit it to ``target``."""
+        if rows is None:
+            stored, nodata = self._decode(name, source, None)
+            return self._fit(name, source, resolution, convert(stored, nodata), target, reduce)
+        source_rows, skip = self._source_rows(name, source, resolution, target, rows)
+        stored, nodata = self._decode(name, source, source_rows)
+        values = convert(stored, nodata)
         del stored
-        return self._fit(name, source, resolution, values, target, block_mean)
+        return self._fit_rows(name, source, resolution, values, target, rows, skip, reduce)
+
+    def _fit_rows(
+        self,
+        name: str,
+        source: BandSource,
+        resolution: float,
+        values: npt.NDArray[Any],
+        target: PixelGrid,
+        rows: Rows,
+        skip: int,
+        reduce: Callable[[Any, int], npt.NDArray[Any]] | None,
+    ) -> npt.NDArray[Any]:
+        """Source rows resampled onto ``rows`` of ``target`` (``skip``: see _source_rows)."""
+        wanted = target.resolution[0]
+        if resolution > wanted:
+            values = replicate(values, integer_factor(resolution, wanted))
+        elif resolution < wanted:
+            if reduce is None:
+                raise InputError(
+                    f"{_what(name)} of product {self.product} has no file at {wanted:g} m"
+                )
+            values = reduce(values, integer_factor(wanted, resolution))
+        values = values[skip : skip + rows[1] - rows[0]]
+        self._check_fit(name, source, values.shape, target, rows)
+        return values
+
+    def read(
+        self, name: str, target: PixelGrid, rows: Rows | None = None
+    ) -> npt.NDArray[np.float32]:
+        """``name`` calibrated and resampled onto ``target`` (one file decoded), or only the
+        ``rows`` of ``target``."""
+        source, resolution = self.pick(name, target.resolution[0])
+        return self._read_fitted(
+            name, source, resolution, target, rows, source.calibration.apply, block_mean
+        )
 
     def read_mask(
         self,
         names: str | Sequence[str],
         target: PixelGrid,
         decode: Callable[..., npt.NDArray[np.bool_]],
+        rows: Rows | None = None,
     ) -> npt.NDArray[np.bool_]:
         """The validity ``decode(*layers)`` computes from the stored layers ``names`` (read once
         each, all at one resolution), resampled onto ``target``: a coarse pixel is valid only
@@ -377,28 +506,27 @@ class BandFiles:
                 f"product {self.product}: the layers {', '.join(layers)} have no common "
                 f"resolution to be read at {target.resolution[0]:g} m"
             )
+        source, resolution = picked[0]
+        source_rows, skip = (None, 0)
+        if rows is not None:
+            source_rows, skip = self._source_rows(layers[0], source, resolution, target, rows)
         stored = [
-            read_stored(source, product=self.product, what=_what(name))[0]
-            for name, (source, _) in zip(layers, picked, strict=True)
+            self._decode(name, layer_source, source_rows)[0]
+            for name, (layer_source, _) in zip(layers, picked, strict=True)
         ]
         valid = decode(*stored)
         del stored
-        source, resolution = picked[0]
-        return self._fit(layers[0], source, resolution, valid, target, block_all)
+        if rows is None:
+            return self._fit(layers[0], source, resolution, valid, target, block_all)
+        return self._fit_rows(layers[0], source, resolution, valid, target, rows, skip, block_all)
 
-    def read_stored(self, name: str, target: PixelGrid) -> npt.NDArray[Any]:
+    def read_stored(
+        self, name: str, target: PixelGrid, rows: Rows | None = None
+    ) -> npt.NDArray[Any]:
         """Layer ``name`` as stored, on ``target`` when the product has it at that resolution
         (a finer one is sampled by replication); coarser targets need :meth:`read_mask`."""
         source, resolution = self.pick(name, target.resolution[0])
-        stored, _ = read_stored(source, product=self.product, what=_what(name))
-        if resolution > target.resolution[0]:
-            stored = replicate(stored, integer_factor(resolution, target.resolution[0]))
-        elif resolution < target.resolution[0]:
-            raise InputError(
-                f"{_what(name)} of product {self.product} has no file at {target.resolution[0]:g} m"
-            )
-        self._check_fit(name, source, stored.shape, target)
-        return stored
+        return self._read_fitted(name, source, resolution, target, rows, _as_stored, None)
 
     def check(self) -> None:
         """Open the header of every file (no decoding)."""
@@ -419,33 +547,48 @@ class BandFiles:
         resolution: float,
         values: npt.NDArray[Any],
         target: PixelGrid,
-        reduce: Callable[[Any, int], npt.NDArray[Any]],
+        reduce: Callable[[Any, int], npt.NDArray[Any]] | None,
     ) -> npt.NDArray[Any]:
         wanted = target.resolution[0]
         if resolution > wanted:
             values = replicate(values, integer_factor(resolution, wanted))
         elif resolution < wanted:
+            if reduce is None:
+                raise InputError(
+                    f"{_what(name)} of product {self.product} has no file at {wanted:g} m"
+                )
             values = reduce(values, integer_factor(wanted, resolution))
-        self._check_fit(name, source, values.shape, target)
+        self._check_fit(name, source, values.shape, target, None)
         return values
 
     def _check_fit(
-        self, name: str, source: BandSource, shape: tuple[int, ...], target: PixelGrid
+        self,
+        name: str,
+        source: BandSource,
+        shape: tuple[int, ...],
+        target: PixelGrid,
+        rows: Rows | None,
     ) -> None:
         header = self.header(name, source)
         origin = (header.transform.c, header.transform.f)
         target_origin = (target.transform.c, target.transform.f)
         tolerance = _ALIGN_TOLERANCE * max(1.0, *(abs(v) for v in origin))
+        expected = target.shape if rows is None else (rows[1] - rows[0], target.width)
         if (
-            tuple(shape) != target.shape
+            tuple(shape) != expected
             or not header.crs.equals(target.crs)
             or any(abs(a - b) > tolerance for a, b in zip(origin, target_origin, strict=True))
         ):
+            where = "" if rows is None else f" (rows {rows[0]}:{rows[1]})"
             raise InputError(
                 f"{_what(name)} of product {self.product} ({source.path}) does not fit the "
-                f"product grid at {target.resolution[0]:g} m: shape {tuple(shape)} vs "
-                f"{target.shape}, origin {origin} vs {target_origin}"
+                f"product grid at {target.resolution[0]:g} m{where}: shape {tuple(shape)} vs "
+                f"{expected}, origin {origin} vs {target_origin}"
             )
+
+
+def _as_stored(stored: npt.NDArray[Any], _nodata: Any) -> npt.NDArray[Any]:
+    return stored
 
 
 def _what(name: str) -> str:

@@ -31,7 +31,7 @@ from capmon.sources.model import (
     ProductType,
     sensor_code,
 )
-from capmon.sources.raster import BandFiles, BandSource, Calibration
+from capmon.sources.raster import BandFiles, BandSource, Calibration, Rows
 from capmon.synth.formats.sen2cor import Sen2CorName, parse_sen2cor_name
 
 PRODUCT_METADATA = "MTD_MSIL2A.xml"
@@ -128,11 +128,14 @@ class Sen2CorReader(OpticalReader):
         super().__init__(info, BandFiles(product, sources), bands)
 
     def valid_mask(
-        self, resolution: float | None = None, config: MaskConfig = DEFAULT_MASK_CONFIG
+        self,
+        resolution: float | None = None,
+        config: MaskConfig = DEFAULT_MASK_CONFIG,
+        rows: Rows | None = None,
     ) -> npt.NDArray[np.bool_]:
         """Valid where the SCL class is not one of ``config.scl.invalid_classes``."""
         return self.files.read_mask(
-            SCL, self.grid(resolution), lambda scl: scl_valid(scl, config.scl)
+            SCL, self.grid(resolution), lambda scl: scl_valid(scl, config.scl), rows
         )
 
     def angles(self) -> Angles:

@@ -18,6 +18,7 @@ V1 names carry no spacecraft: the sensor comes from the file's ``SPACECRAFT`` ta
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from capmon.sources.raster import (
     BandFiles,
     BandSource,
     Calibration,
+    Rows,
     grid_footprint,
     open_raster,
     scaled_grid,
@@ -105,17 +107,25 @@ class Sentinel1Reader(ProductReader):
             raise InputError(f"resolution must be a positive number of metres, not {resolution!r}")
         return scaled_grid(self._native, float(resolution))
 
-    def read(self, band: str, resolution: float | None = None) -> npt.NDArray[np.float32]:
+    def read(
+        self, band: str, resolution: float | None = None, rows: Rows | None = None
+    ) -> npt.NDArray[np.float32]:
         """The stored values of ``band`` (the product's polarisation), 0 -> NaN."""
         self.require_band(band)
-        return self.files.read(band, self.grid(resolution))
+        return self.files.read(band, self.grid(resolution), rows)
 
     def valid_mask(
-        self, resolution: float | None = None, config: MaskConfig = DEFAULT_MASK_CONFIG
+        self,
+        resolution: float | None = None,
+        config: MaskConfig = DEFAULT_MASK_CONFIG,
+        rows: Rows | None = None,
     ) -> npt.NDArray[np.bool_]:
         """Valid where the product has data (S1 products have no mask layer). This decodes the
         band: a caller that already read it can use ``~np.isnan(values)`` instead."""
-        return np.asarray(~np.isnan(self.read(self.bands[0], resolution)), dtype=np.bool_)
+        return np.asarray(~np.isnan(self.read(self.bands[0], resolution, rows)), dtype=np.bool_)
+
+    def kept_open(self) -> AbstractContextManager[None]:
+        return self.files.kept_open()
 
     def angles(self) -> Angles:
         raise InputError(

@@ -50,7 +50,7 @@ from capmon.sources.model import (
     ProductType,
     sensor_code,
 )
-from capmon.sources.raster import BandFiles, BandSource, Calibration
+from capmon.sources.raster import BandFiles, BandSource, Calibration, Rows
 from capmon.sources.sen2cor import canonical_band
 
 COMMON_NAMES = {
@@ -193,19 +193,22 @@ class StacReader(OpticalReader):
         super().__init__(info, BandFiles(product, sources), bands, aliases)
 
     def valid_mask(
-        self, resolution: float | None = None, config: MaskConfig = DEFAULT_MASK_CONFIG
+        self,
+        resolution: float | None = None,
+        config: MaskConfig = DEFAULT_MASK_CONFIG,
+        rows: Rows | None = None,
     ) -> npt.NDArray[np.bool_]:
         """The SCL or QA_PIXEL rules of :mod:`capmon.signals.masks`; without a mask asset,
         valid where the finest band has data (decoding that band)."""
         grid = self.grid(resolution)
         if SCL in self.files.sources:
-            return self.files.read_mask(SCL, grid, lambda scl: scl_valid(scl, config.scl))
+            return self.files.read_mask(SCL, grid, lambda scl: scl_valid(scl, config.scl), rows)
         if QA_PIXEL in self.files.sources:
             return self.files.read_mask(
-                QA_PIXEL, grid, lambda qa: landsat_qa_valid(qa, config.landsat)
+                QA_PIXEL, grid, lambda qa: landsat_qa_valid(qa, config.landsat), rows
             )
         finest = min(self._stored_bands, key=lambda b: self.files.native(b)[1])
-        return np.asarray(~np.isnan(self.files.read(finest, grid)), dtype=np.bool_)
+        return np.asarray(~np.isnan(self.files.read(finest, grid, rows)), dtype=np.bool_)
 
     def angles(self) -> Angles:
         """``view:sun_elevation``/``view:sun_azimuth`` and ``view:incidence_angle`` (or
