@@ -16,7 +16,13 @@ runner = CliRunner()
 
 def test_demo_runs_every_stage(tmp_path: Path) -> None:
     report = run_demo(
-        tmp_path / "demo", parcels=40, window_km=1.2, revisit_days=30, s2_format="cog"
+        tmp_path / "demo",
+        parcels=40,
+        window_km=1.2,
+        revisit_days=30,
+        s2_format="cog",
+        multiannual_parcels=40,
+        multiannual_window_km=1.2,
     )
     stages = [name for name, _seconds, _detail in report.stages]
     assert stages == [
@@ -27,6 +33,11 @@ def test_demo_runs_every_stage(tmp_path: Path) -> None:
         "products",
         "markers database",
         "L4A crop type",
+        "L4B grassland mowing",
+        "L4C agricultural practices",
+        "bare soil",
+        "sub-parcel heterogeneity",
+        "multi-annual (5 years)",
     ]
     assert report.figures["parcels"] == 40
     assert report.figures["mdb_rows"] > 1000
@@ -36,8 +47,17 @@ def test_demo_runs_every_stage(tmp_path: Path) -> None:
     # 40 parcels: no class has pa_min (30) best parcels; L4A reports them and classifies nothing
     assert report.figures["l4a_classes"] == 0
     assert report.figures["l4a_excluded_classes"] > 0
-    l4a_detail = report.stages[-1][2]
+    l4a_detail = report.stages[6][2]
     assert "no parcel classified" in l4a_detail
+    # L4B: both methods scored against the true mowing dates; L4C: the practice figures
+    (mowing,) = [t for title, t in report.tables.items() if title.startswith("L4B")]
+    assert list(mowing["method"]) == ["capmon (default)", "sen4cap"]
+    assert ((mowing["F1"] >= 0) & (mowing["F1"] <= 1)).all()
+    assert "l4b_capmon_f1" in report.figures
+    assert any(key.startswith("l4c_") for key in report.figures)
+    prefixes = ("L4B", "L4C", "Bare soil", "Sub-parcel heterogeneity", "Multi-annual")
+    assert [title.startswith(prefixes) for title in report.tables] == [True] * 5
+    assert all(not table.empty for table in report.tables.values())
     # running it again needs --overwrite, and then replaces the workspace
     with pytest.raises(InputError, match="pass --overwrite"):
         run_demo(tmp_path / "demo", parcels=40, window_km=1.2, revisit_days=30)

@@ -3,9 +3,11 @@
 Stages: generate the synthetic world (real product formats + truth), create the site and its
 season, import the crop LUT and the declarations, ingest the Sentinel-2 and Sentinel-1
 products, extract the markers database, compare the extracted NDVI with the synthetic
-truth, and classify the crop types (L4A) against the true crops and the deliberately wrong
-declarations. Later issues add their processors here, so that ``make demo`` always runs the whole
-system.
+truth, classify the crop types (L4A) against the true crops and the deliberately wrong
+declarations, detect grassland mowing (L4B, capmon's and Sen4CAP's methods) against the true
+mowing dates, and analyse the agricultural practices (L4C: harvest, catch crop, NFC, fallow)
+against the true harvests and catch crops. Later issues add their processors here, so that
+``make demo`` always runs the whole system.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from capmon.errors import InputError
 from capmon.mdb.query import open_mdb
 from capmon.parcels import import_declarations, import_lut, load_parcels
 from capmon.processors import RunContext, get_processor
+from capmon.processors.baresoil.evaluate import evaluate_baresoil
+from capmon.processors.heterogeneity.evaluate import evaluate_heterogeneity
+from capmon.processors.l4b import evaluate_mowing
+from capmon.processors.l4c import evaluate_practices, import_config, import_practices
+from capmon.processors.multiannual.evaluate import evaluate_multiannual
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import IngestStatus, ingest_products
 from capmon.synth import SynthWorld, generate_world
@@ -42,6 +49,8 @@ class DemoReport:
     home: Path
     stages: list[tuple[str, float, str]] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Evaluation tables against the synthetic truth, by title."""
 
 
 def prepare_home(home: Path, overwrite: bool) -> None:
@@ -68,11 +77,14 @@ def run_demo(
     database_url: str | None = None,
     window_km: float = 10.0,
     revisit_days: int = 5,
+    multiannual_parcels: int = 600,
+    multiannual_window_km: float = 5.5,
     progress: Progress | None = None,
 ) -> DemoReport:
     """Run every stage; returns the figures the CLI prints.
 
-    ``window_km`` and ``revisit_days`` shrink the world for quick checks (the tests).
+    ``window_km``, ``revisit_days``, ``multiannual_parcels`` and ``multiannual_window_km``
+    shrink the worlds for quick checks (the tests).
     """
     say = progress or (lambda _stage, _fraction: None)
     home = home.expanduser().resolve()
@@ -106,6 +118,17 @@ def run_demo(
     workspace = open_workspace(home, database_url)
     try:
         _catalogue_stages(workspace, world, year, report, stage, say)
+        multiannual_stage(
+            workspace,
+            home,
+            report,
+            stage,
+            say,
+            parcels=multiannual_parcels,
+            window_km=multiannual_window_km,
+            revisit_days=revisit_days,
+            seed=seed,
+        )
     finally:
         workspace.dispose()
     return report
@@ -208,6 +231,175 @@ def _catalogue_stages(
     report.figures["l4a_classes"] = l4a_result.figures["classes"]
     report.figures["l4a_excluded_classes"] = len(l4a_result.figures["excluded_classes"])
     report.figures |= l4a_figures
+
+    def context(label: str) -> RunContext:
+        return RunContext(
+            workspace, site_row, season_row, lambda f, message: say(f"{label}: {message}", f)
+        )
+
+    started = time.perf_counter()
+    l4b = get_processor("l4b")
+    rows = []
+    summary = ""
+    for method in ("capmon", "sen4cap"):
+        l4b_result = l4b.run(
+            context(f"L4B mowing ({method})"),
+            l4b.parse_parameters(
+                {"config": str(world.l4b_configs[year]), "method": method, "incremental": False}
+            ),
+        )
+        summary = summary or l4b_result.summary
+        scores = evaluate_mowing(
+            l4b_result.outputs["product"],
+            world.truth_events,
+            start=season_row.start_date,
+            end=season_row.end_date,
+        )
+        rows.append(
+            {
+                "method": method + (" (default)" if method == "capmon" else ""),
+                "parcels": scores.parcels,
+                "true mowings": scores.reference_events,
+                "detected": scores.detected_events,
+                "precision": scores.precision,
+                "recall": scores.recall,
+                "F1": scores.f1,
+                "mean delay (days)": scores.mean_delay_days,
+                "count MAE": scores.count_mae,
+            }
+        )
+        report.figures |= {
+            f"l4b_{method}_{key}": getattr(scores, key)
+            for key in ("f1", "precision", "recall", "mean_delay_days")
+        }
+    report.tables["L4B grassland mowing vs truth (tolerance -3/+20 days)"] = pd.DataFrame(rows)
+    stage("L4B grassland mowing", started, summary)
+
+    started = time.perf_counter()
+    import_config(workspace, SITE, year, world.l4c_configs[year], "BEL")
+    for code in ("CC", "NA", "NFC", "FL"):
+        if code in world.practices[year]:
+            import_practices(workspace, SITE, year, world.practices[year][code])
+    l4c = get_processor("l4c")
+    csvs = []
+    summaries = []
+    for practice in ("catchcrop", "na", "nfc", "fallow"):
+        l4c_result = l4c.run(
+            context(f"L4C practices ({practice})"), l4c.parse_parameters({"practice": practice})
+        )
+        csvs.append(Path(l4c_result.outputs["csv"]))
+        summaries.append(f"{practice}: {l4c_result.summary}")
+    l4c_figures = evaluate_practices(csvs, world.truth_parcels[year])
+    report.figures |= l4c_figures
+    report.tables["L4C agricultural practices vs truth"] = _figure_table(l4c_figures)
+    stage("L4C agricultural practices", started, "; ".join(summaries))
+
+    started = time.perf_counter()
+    baresoil = get_processor("baresoil")
+    baresoil_result = baresoil.run(context("bare soil"), baresoil.parse_parameters({}))
+    baresoil_figures = evaluate_baresoil(baresoil_result.outputs["product"], world, year)
+    report.figures |= baresoil_figures
+    report.tables["Bare soil vs truth (10-day periods observed by S2)"] = _figure_table(
+        baresoil_figures
+    )
+    stage("bare soil", started, baresoil_result.summary)
+
+    started = time.perf_counter()
+    heterogeneity = get_processor("heterogeneity")
+    heterogeneity_result = heterogeneity.run(
+        context("heterogeneity"), heterogeneity.parse_parameters({})
+    )
+    heterogeneity_figures = evaluate_heterogeneity(
+        heterogeneity_result.outputs["product"], world.truth_parcels[year]
+    )
+    report.figures |= heterogeneity_figures
+    report.tables["Sub-parcel heterogeneity vs truth"] = _figure_table(heterogeneity_figures)
+    stage("sub-parcel heterogeneity", started, heterogeneity_result.summary)
+
+
+def _figure_table(figures: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame({"figure": list(figures), "value": list(figures.values())})
+
+
+MULTI_SITE = "demo-5y"
+MULTI_WORLD_FOLDER = "synthetic-world-5y"
+
+
+def multiannual_stage(
+    workspace: Workspace,
+    home: Path,
+    report: DemoReport,
+    stage: Callable[[str, float, str], None],
+    say: Progress,
+    *,
+    parcels: int,
+    window_km: float,
+    revisit_days: int,
+    seed: int,
+) -> None:
+    """Five declaration years of a second (Sentinel-2 only) world: seasons, declarations, one
+    MDB per year, then the multi-annual analysis against the injected changes."""
+    started = time.perf_counter()
+    world = generate_world(
+        home / MULTI_WORLD_FOLDER,
+        parcels=parcels,
+        years=5,
+        first_year=2021,
+        seed=seed + 1,
+        window_km=window_km,
+        revisit_days=revisit_days,
+        sentinel1=False,
+        wrong_declarations=0.05,
+        s2_format="cog",
+        site_id=2,
+        progress=lambda step, done, total: say(f"5-year world: {step}", done / max(total, 1)),
+    )
+    with workspace.session() as session:
+        site = create_site(session, MULTI_SITE, world.aoi)
+        for year in world.years:
+            create_season(
+                session,
+                site,
+                str(year),
+                SeasonDates.parse(f"{year}-02-01", f"{year}-11-30", f"{year}-06-15"),
+            )
+    for year in world.years:
+        import_lut(workspace, MULTI_SITE, year, world.lut)
+        import_declarations(
+            workspace,
+            MULTI_SITE,
+            year,
+            world.declarations[year],
+            parcel_id_cols=["PARCEL_ID"],
+            holding_id_cols=["HOLDING_ID"],
+            crop_code_col="CROP_CODE",
+        )
+    assert world.s2_dir is not None
+    with workspace.session() as session:
+        ingest_products(session, get_site(session, MULTI_SITE), [world.s2_dir])
+    mdb = get_processor("mdb")
+    for year in world.years:
+        with workspace.session() as session:
+            site_row = get_site(session, MULTI_SITE)
+            season_row = get_season(session, site_row, str(year))
+        mdb.run(
+            RunContext(workspace, site_row, season_row, lambda f, m: say(f"5-year MDB: {m}", f)),
+            mdb.parse_parameters({"signals": ["NDVI", "NDTILL", "BSI"], "sar": False}),
+        )
+    multiannual = get_processor("multiannual")
+    result = multiannual.run(
+        RunContext(workspace, site_row, None, lambda f, m: say(f"multi-annual: {m}", f)),
+        multiannual.parse_parameters({"years": f"{world.years[0]}-{world.years[-1]}"}),
+    )
+    figures = evaluate_multiannual(result.outputs["product"], world)
+    report.figures |= figures
+    report.tables["Multi-annual analysis vs truth (5 years)"] = _figure_table(figures)
+    stage(
+        "multi-annual (5 years)",
+        started,
+        f"{world.parcel_counts[world.years[0]]} parcels, {world.s2_products} Sentinel-2 "
+        f"products over {len(world.years)} years; {result.summary}",
+    )
 
 
 def l4a_against_truth(parcels_csv: Path, world: SynthWorld, year: int) -> dict[str, float]:

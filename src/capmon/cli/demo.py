@@ -66,6 +66,11 @@ def demo(
     for key, value in report.figures.items():
         figures.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(figures)
+    for title, frame in report.tables.items():
+        evaluation = Table(*[str(c) for c in frame.columns], title=title)
+        for values in frame.itertuples(index=False):
+            evaluation.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in values])
+        console.print(evaluation)
     mdb = report.figures.get("mdb", "")
     console.print(f"Workspace: {report.home}  (try: capmon --home {report.home} mdb info {mdb})")
 

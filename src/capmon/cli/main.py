@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 from capmon import __version__
-from capmon.cli import bench, declarations, demo, lut, mdb, products, sites, synth
+from capmon.cli import bench, calibrate, declarations, demo, lut, mdb, products, sites, synth
+from capmon.cli import evaluate as evaluate_cli
 from capmon.cli.common import CliState
+from capmon.cli.practices import practices_app
 from capmon.cli.processors import register_processor_commands
 
 app = typer.Typer(
@@ -67,6 +69,9 @@ app.add_typer(declarations.declarations_app, name="declarations")
 app.add_typer(lut.lut_app, name="lut")
 app.add_typer(mdb.mdb_app, name="mdb")
 app.add_typer(bench.bench_app, name="bench")
+app.add_typer(calibrate.calibrate_app, name="calibrate")
+app.add_typer(evaluate_cli.eval_app, name="eval")
+app.add_typer(practices_app, name="practices")
 register_processor_commands(app)
 demo.register(app)
 

@@ -21,7 +21,15 @@ from capmon.catalog.models import Season, Site
 from capmon.errors import ConflictError, NotFoundError
 from capmon.workspace import Workspace
 
-_BUILTIN_MODULES = ("capmon.processors.mdb_extract", "capmon.processors.l4a.processor")
+_BUILTIN_MODULES = (
+    "capmon.processors.mdb_extract",
+    "capmon.processors.l4a.processor",
+    "capmon.processors.baresoil.processor",
+    "capmon.processors.multiannual.processor",
+    "capmon.processors.heterogeneity.processor",
+    "capmon.processors.l4b.processor",
+    "capmon.processors.l4c.processor",
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,137 @@
+"""Workspace plumbing shared by the 2022 use-case processors (bare soil, heterogeneity,
+multi-annual): where a season's MDB is, a new product folder, writing it atomically and
+registering it in the catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from capmon.catalog.models import DeclarationSet, Product, Site
+from capmon.errors import InputError, NotFoundError
+from capmon.mdb.extract import mdb_folder
+from capmon.parcels.store import latest_row
+from capmon.sites import get_site
+from capmon.workspace import Workspace, atomic_path
+
+
+def season_mdb_folder(workspace: Workspace, site: Site, season_name: str, year: int) -> Path:
+    """The MDB folder of a season for the newest declarations of ``year``, which must exist."""
+    with workspace.session() as session:
+        declarations = latest_row(session, DeclarationSet, get_site(session, site.name), year)
+        if declarations is None:
+            raise NotFoundError(f"site {site.name!r} has no declarations for {year}")
+        folder = mdb_folder(workspace, site.short_name, season_name, declarations.id)
+    if not folder.exists():
+        raise NotFoundError(
+            f"no markers database for site {site.name!r}, season {season_name} at {folder}; "
+            "extract it first with `capmon run mdb` or pass --mdb"
+        )
+    return folder
+
+
+def product_name(prefix: str, site: Site, first: date | None, last: date | None) -> str:
+    """Sen4CAP-like name: ``SEN4CAP_<prefix>_S<site id>_V<first>_<last>_<created>``."""
+    start = first.strftime("%Y%m%d") if first else "none"
+    end = last.strftime("%Y%m%d") if last else "none"
+    now = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"SEN4CAP_{prefix}_S{site.id}_V{start}_{end}_{now}"
+
+
+def new_product_folder(workspace: Workspace, site: Site, processor_id: str, name: str) -> Path:
+    """``<home>/products/<site>/<processor>/<name>``, with a suffix when the name is taken."""
+    folder = workspace.path(Path("products") / site.short_name / processor_id / name)
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = folder.with_name(f"{name}_{suffix}")
+    return folder
+
+
+def write_product_folder(
+    folder: Path, writers: Mapping[str, Callable[[Path], None]], report: Mapping[str, Any]
+) -> dict[str, Path]:
+    """Write each file (name -> writer(path)) and ``report.json`` into ``folder`` atomically.
+
+    The folder is built under a temporary name and renamed when complete, so it is either
+    complete or absent.
+    """
+    if folder.exists():
+        raise InputError(f"the product folder {folder} already exists")
+    with atomic_path(folder) as tmp:
+        tmp.mkdir(parents=True)
+        for name, write in writers.items():
+            write(tmp / name)
+        (tmp / "report.json").write_text(
+            json.dumps(report, indent=2, default=str), encoding="utf-8"
+        )
+    return {name: folder / name for name in [*writers, "report.json"]}
+
+
+def _midnight(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
+
+
+def register_product(
+    workspace: Workspace,
+    site: Site,
+    folder: Path,
+    product_type: str,
+    first: date | None,
+    last: date | None,
+    properties: Mapping[str, Any],
+) -> None:
+    """Add the catalogue row of a product whose files are complete."""
+    with workspace.session() as session:
+        session.add(
+            Product(
+                site_id=site.id,
+                name=folder.name,
+                product_type=product_type,
+                acquired_at=_midnight(last),
+                acquired_first_at=_midnight(first),
+                path=str(folder),
+                properties=json.loads(json.dumps(dict(properties), default=str)),
+            )
+        )
+
+
+class TableAppender:
+    """Appends pandas tables chunk by chunk to Parquet or CSV files of a product being written
+    (so a 1M-parcel run never holds every row in memory)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._parquet: dict[str, pq.ParquetWriter] = {}
+        self._csv_started: set[str] = set()
+
+    def append(self, name: str, table: pd.DataFrame) -> None:
+        """Append ``table`` to ``folder/name`` (``.parquet`` or ``.csv``)."""
+        path = self.folder / name
+        if name.endswith(".parquet"):
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            writer = self._parquet.get(name)
+            if writer is None:
+                writer = pq.ParquetWriter(path, arrow.schema, compression="zstd")
+                self._parquet[name] = writer
+            writer.write_table(arrow.cast(writer.schema))
+        elif name.endswith(".csv"):
+            first = name not in self._csv_started
+            table.to_csv(path, mode="w" if first else "a", header=first, index=False)
+            self._csv_started.add(name)
+        else:
+            raise InputError(f"unknown table format of {name}")
+
+    def close(self) -> None:
+        """Finish the Parquet files."""
+        for writer in self._parquet.values():
+            writer.close()
+        self._parquet.clear()

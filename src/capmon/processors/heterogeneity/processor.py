@@ -1,0 +1,318 @@
+"""The ``heterogeneity`` processor: sub-parcel heterogeneity by three methods (see
+:mod:`capmon.processors.heterogeneity.methods`), their agreement and cluster polygons.
+
+Writes ``<home>/products/<site>/heterogeneity/<name>/`` with ``heterogeneity.csv`` (per parcel:
+flag, score and triggering dates of each method, number of methods agreeing, majority flag),
+``clusters.gpkg`` (the k-means clusters of the parcels flagged by any method, vectorised, at
+the date where their two main clusters differ most) and ``report.json``; catalogue type
+``s4c_heterogeneity``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from affine import Affine
+from pydantic import BaseModel, ConfigDict, Field
+from rasterio import features
+from shapely.geometry import shape
+
+from capmon.errors import InputError
+from capmon.mdb.query import open_mdb
+from capmon.parcels import load_parcels, load_parcels_file
+from capmon.processors.baresoil.products import (
+    new_product_folder,
+    product_name,
+    register_product,
+    season_mdb_folder,
+    write_product_folder,
+)
+from capmon.processors.heterogeneity.methods import (
+    ClusterLabels,
+    DateImage,
+    cluster_method,
+    cv_method,
+    mixture_method,
+)
+from capmon.processors.heterogeneity.pixels import choose_dates, image_grid, product_images
+from capmon.processors.registry import (
+    Processor,
+    ProcessorInput,
+    ProcessorOutput,
+    RunContext,
+    RunResult,
+    Schedule,
+    register,
+)
+from capmon.sites import get_site
+from capmon.sources import list_products
+
+PRODUCT_TYPE = "s4c_heterogeneity"
+PROCESSOR_ID = "heterogeneity"
+Method = Literal["cv", "mixture", "cluster"]
+METHODS: tuple[Method, ...] = ("cv", "mixture", "cluster")
+
+
+class HeterogeneityParameters(BaseModel):
+    """Parameters of ``capmon run heterogeneity``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    methods: list[Method] = Field(
+        default_factory=lambda: list(METHODS), description="Methods run (cv, mixture, cluster)."
+    )
+    cv_threshold: float = Field(default=0.12, gt=0, description="NDVI CV of a heterogeneous date.")
+    cv_persistence: int = Field(default=3, ge=1, description="Dates the CV must exceed it.")
+    min_ndvi: float = Field(default=0.3, description="CV only on dates with mean NDVI above.")
+    min_share: float = Field(
+        default=0.1, gt=0, lt=0.5, description="Share each of two clusters/components needs."
+    )
+    min_difference: float = Field(
+        default=0.07, gt=0, description="NDVI difference between the two parts."
+    )
+    pixel_persistence: int = Field(
+        default=2, ge=1, description="Dates the mixture/cluster test must pass."
+    )
+    k: int = Field(default=5, ge=2, le=20, description="k-means clusters per window.")
+    max_dates: int = Field(default=6, ge=1, description="Acquisitions read at pixel level.")
+    months: list[int] = Field(
+        default_factory=lambda: [4, 5, 6, 7, 8], description="Months the dates are chosen in."
+    )
+    mdb: Path | None = Field(default=None, description="An MDB folder instead of the season's MDB.")
+    parcels: Path | None = Field(
+        default=None,
+        description="A parcels table (GeoParquet of an import) instead of the stored one.",
+    )
+
+
+def run(context: RunContext, parameters: HeterogeneityParameters) -> RunResult:
+    """Run the chosen methods on every parcel, write the product and register it."""
+    season = context.season
+    if season is None:
+        raise InputError("heterogeneity needs a season")
+    if not parameters.methods:
+        raise InputError("--methods needs at least one of cv, mixture, cluster")
+    workspace, site = context.workspace, context.site
+    year = season.end_date.year
+    if parameters.parcels is not None:
+        parcels = load_parcels_file(parameters.parcels)
+        parcels = parcels[~parcels["is_deleted"].astype(bool)].reset_index(drop=True)
+    else:
+        parcels = load_parcels(workspace, site.name, year)
+    mdb = open_mdb(
+        parameters.mdb
+        if parameters.mdb is not None
+        else season_mdb_folder(workspace, site, season.name, year)
+    )
+    ids = sorted(parcels["NewID"].astype(int).tolist())
+    context.progress(0.05, "reading NDVI statistics")
+    rows = mdb.timeseries(ids, ["NDVI"], season.start_date, season.end_date)
+    if rows.empty:
+        raise InputError(f"the MDB {mdb.root} has no NDVI row for these parcels in the season")
+    notes: list[str] = []
+    tables = [pd.DataFrame({"parcel_id": ids})]
+    if "cv" in parameters.methods:
+        tables.append(
+            cv_method(
+                rows,
+                ids,
+                cv_threshold=parameters.cv_threshold,
+                min_ndvi=parameters.min_ndvi,
+                persistence=parameters.cv_persistence,
+            )
+        )
+    clustered: list[ClusterLabels] = []
+    images: list[DateImage] = []
+    chosen: list[date] = []
+    if {"mixture", "cluster"} & set(parameters.methods):
+        chosen = choose_dates(rows, months=parameters.months, max_dates=parameters.max_dates)
+        products = _optical_products(context, chosen)
+        if not products:
+            notes.append("no clear optical acquisition in the chosen months: pixel methods skipped")
+        context.progress(0.2, f"reading {len(products)} acquisitions")
+        images = product_images(products, parcels)
+        if "mixture" in parameters.methods:
+            context.progress(0.4, "mixture models")
+            tables.append(
+                mixture_method(
+                    images,
+                    ids,
+                    min_share=parameters.min_share,
+                    min_difference=parameters.min_difference,
+                    persistence=parameters.pixel_persistence,
+                )
+            )
+        if "cluster" in parameters.methods:
+            context.progress(0.7, "k-means clustering")
+            table, clustered = cluster_method(
+                images, ids, k=parameters.k, min_share=parameters.min_share,
+                min_difference=parameters.min_difference,
+                persistence=parameters.pixel_persistence,
+            )  # fmt: skip
+            if images and not clustered:
+                notes.append("every window was uniform (one cluster): clustering gave no vote")
+            tables.append(table)
+    result = tables[0]
+    for table in tables[1:]:
+        result = result.merge(table, on="parcel_id", how="left")
+    run_methods = [m for m in METHODS if f"{m}_flag" in result]
+    flags = result[[f"{m}_flag" for m in run_methods]].fillna(False).astype(bool)
+    result["methods_flagging"] = flags.sum(axis=1)
+    result["heterogeneous"] = result["methods_flagging"] * 2 > len(run_methods)
+    result["agreement"] = np.where(flags.all(axis=1) | ~flags.any(axis=1), "all", "partial")
+    original = dict(zip(parcels["NewID"].astype(int), parcels["ori_id"].astype(str), strict=True))
+    result.insert(1, "ori_id", result["parcel_id"].map(original))
+    flagged = result.loc[flags.any(axis=1), "parcel_id"].tolist()
+    polygons = _cluster_polygons(
+        clustered, images, flagged, products_grid=_grid_of(context, chosen)
+    )
+    counts = {f"{m}_flagged": int(flags[f"{m}_flag"].sum()) for m in run_methods}
+    counts["heterogeneous"] = int(result["heterogeneous"].sum())
+    agreement = _pairwise_agreement(flags, run_methods)
+    report = {
+        "parameters": parameters.model_dump(mode="json"),
+        "pixel_dates": [str(d) for d in chosen],
+        "counts": counts,
+        "agreement": agreement,
+        "notes": notes,
+    }
+    folder = new_product_folder(
+        workspace, site, PROCESSOR_ID,
+        product_name("HETEROGENEITY", site, season.start_date, season.end_date),
+    )  # fmt: skip
+    writers = {"heterogeneity.csv": lambda p: result.to_csv(p, index=False)}
+    if polygons is not None and not polygons.empty:
+        writers["clusters.gpkg"] = lambda p: polygons.to_file(p, driver="GPKG", layer="clusters")
+    written = write_product_folder(folder, writers, report)
+    register_product(
+        workspace, site, folder, PRODUCT_TYPE, season.start_date, season.end_date, report
+    )
+    context.progress(1.0, "done")
+    summary = f"{len(ids)} parcels: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    return RunResult(
+        summary=summary,
+        figures={**counts, **{f"agreement_{k}": v for k, v in agreement.items()}},
+        outputs={"product": str(folder)} | {p.stem: str(p) for p in written.values()},
+    )
+
+
+def _optical_products(context: RunContext, days: list[date]) -> list[tuple[date, Path]]:
+    if not days:
+        return []
+    wanted = set(days)
+    out: dict[date, Path] = {}
+    with context.workspace.session() as session:
+        site = get_site(session, context.site.name)
+        for product in list_products(session, site):
+            if product.acquired_at is None or product.product_type not in ("l2a", "l2a_maja"):
+                continue
+            day = product.acquired_at.date()
+            if day in wanted and day not in out:
+                out[day] = Path(product.path)
+    return sorted(out.items())
+
+
+def _grid_of(context: RunContext, days: list[date]) -> tuple[str, Affine] | None:
+    products = _optical_products(context, days[:1])
+    if not products:
+        return None
+    grid = image_grid(products[0][1])
+    return grid.crs.to_wkt(), grid.transform
+
+
+def _cluster_polygons(
+    clustered: list[ClusterLabels],
+    images: list[DateImage],
+    flagged: list[int],
+    *,
+    products_grid: tuple[str, Affine] | None,
+) -> gpd.GeoDataFrame | None:
+    """Polygons of each flagged parcel's clusters at its most contrasted date."""
+    if not clustered or products_grid is None or not flagged:
+        return None
+    crs, transform = products_grid
+    by_day = {image.day: image for image in images}
+    rows = []
+    for pid in flagged:
+        best: tuple[float, ClusterLabels] | None = None
+        for clusters in clustered:
+            pixels = by_day[clusters.day].parcels.get(pid)
+            if pixels is None or len(pixels) == 0:
+                continue
+            own = clusters.labels.ravel()[pixels]
+            own = own[own >= 0]
+            if len(np.unique(own)) < 2:
+                continue
+            spread = float(np.ptp(clusters.centres[np.unique(own)]))
+            if best is None or spread > best[0]:
+                best = (spread, clusters)
+        if best is None:
+            continue
+        clusters = best[1]
+        pixels = by_day[clusters.day].parcels[pid]
+        width = clusters.labels.shape[1]
+        r, c = pixels // width, pixels % width
+        r0, c0 = int(r.min()), int(c.min())
+        window = np.full((int(r.max()) - r0 + 1, int(c.max()) - c0 + 1), -1, dtype=np.int16)
+        window[r - r0, c - c0] = clusters.labels.ravel()[pixels]
+        local = transform @ Affine.translation(c0, r0)
+        for geometry, value in features.shapes(window, mask=window >= 0, transform=local):
+            rows.append(
+                {
+                    "parcel_id": pid,
+                    "date": clusters.day.isoformat(),
+                    "cluster": int(value),
+                    "cluster_ndvi": float(clusters.centres[int(value)]),
+                    "geometry": shape(geometry),
+                }
+            )
+    if not rows:
+        return None
+    frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+    return frame.dissolve(by=["parcel_id", "date", "cluster"], as_index=False)
+
+
+def _pairwise_agreement(flags: pd.DataFrame, methods: Sequence[str]) -> dict[str, float]:
+    """Share of parcels on which each pair of methods gives the same flag."""
+    out = {}
+    for i, a in enumerate(methods):
+        for b in methods[i + 1 :]:
+            out[f"{a}_{b}"] = float((flags[f"{a}_flag"] == flags[f"{b}_flag"]).mean())
+    return out
+
+
+HETEROGENEITY = register(
+    Processor(
+        id=PROCESSOR_ID,
+        title="Sub-parcel heterogeneity",
+        version="1.0",
+        description=(
+            "Heterogeneous parcels by three methods benchmarked against each other: NDVI "
+            "coefficient of variation from the MDB with persistence over dates, a 1-vs-2 "
+            "component mixture (BIC) on each parcel's pixels, and k-means clustering of the "
+            "tile window; flags, scores, triggering dates, agreement, cluster polygons."
+        ),
+        parameters=HeterogeneityParameters,
+        inputs=(
+            ProcessorInput("mdb", "mdb", "The season's markers database (NDVI statistics)."),
+            ProcessorInput("parcels", "parcels", "The newest declarations of the season's year."),
+            ProcessorInput("products", "products", "The season's S2 L2A products (pixel methods)."),
+        ),
+        outputs=(
+            ProcessorOutput(
+                "heterogeneity",
+                PRODUCT_TYPE,
+                "Per parcel flags/scores of each method, agreement; cluster polygons (GPKG).",
+                "text/csv",
+            ),
+        ),
+        schedule=Schedule(kind="monthly", first="mid"),
+        run=run,
+    )
+)

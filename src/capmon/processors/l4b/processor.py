@@ -1,0 +1,471 @@
+"""The ``l4b`` processor: grassland mowing events of a site's season, as a product.
+
+``capmon run l4b SITE SEASON [--config FILE] [--method capmon|sen4cap]`` reads the season's MDB,
+the newest declarations and crop LUT (``--mdb``, ``--parcels``, ``--lut`` replace them), keeps
+the parcels whose LUT ``ctnum`` is in the config's ``CTNUM_FILTER`` (without a config: the LUT's
+permanent and temporary grassland classes), detects the mowings from ``--start`` (default: the
+season start) to ``--until`` (default: the season end) and writes the product
+``<home>/products/<site>/l4b/<name>/`` (see :mod:`capmon.processors.l4b.outputs`) with a
+``product`` row of type ``s4c_l4b``.
+
+Near-real-time: a run continues from the newest earlier L4B product of the same season, method,
+sensors and parcels whose period ended before ``--until`` (``--no-incremental`` starts over).
+It keeps that product's detections and adds those revealed by acquisitions after its last date.
+Scheduled as Sen4CAP's: monthly, the first run 31 days after the season start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+
+from capmon.catalog.models import DeclarationSet, Product, Site
+from capmon.errors import InputError, NotFoundError
+from capmon.mdb.extract import mdb_folder
+from capmon.mdb.query import MarkersDatabase, open_mdb
+from capmon.parcels import load_lut, load_parcels, load_parcels_file, prepare_lut
+from capmon.parcels.store import latest_row
+from capmon.processors.l4b import capmon_method, sen4cap
+from capmon.processors.l4b.compliance import compliance_code
+from capmon.processors.l4b.config import L4BConfig, default_l4b_config, read_l4b_config
+from capmon.processors.l4b.fusion import MAX_EVENTS, MowingEvent, events_by_parcel, events_frame
+from capmon.processors.l4b.outputs import (
+    CANDIDATES,
+    EVENTS_STATE,
+    product_layer,
+    write_l4b_product,
+)
+from capmon.processors.l4b.series import ParcelSeries, read_series
+from capmon.processors.registry import (
+    Processor,
+    ProcessorInput,
+    ProcessorOutput,
+    RunContext,
+    RunResult,
+    Schedule,
+    register,
+)
+from capmon.sites import get_site
+from capmon.workspace import Workspace
+
+PRODUCT_TYPE = "s4c_l4b"
+Sensors = Literal["S1_S2", "S1", "S2"]
+
+
+class L4BParameters(BaseModel):
+    """Parameters of the L4B grassland mowing processor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["capmon", "sen4cap"] = Field(
+        default="capmon",
+        description="capmon (S1-first, weather-corrected, see docs/l4b.md) or sen4cap.",
+    )
+    config: Path | None = Field(
+        default=None, description="A Sen4CAP L4B .cfg (CTNUM_FILTER, thresholds, compliancy)."
+    )
+    sensors: Sensors = Field(
+        default="S1_S2", description="Sensors used: S1_S2, S1 or S2 (Sen4CAP's sub_steps)."
+    )
+    start: date | None = Field(
+        default=None, description="Mowing start date, YYYY-MM-DD (default: the season start)."
+    )
+    until: date | None = Field(
+        default=None,
+        description="Last acquisition date used, YYYY-MM-DD (default: the season end).",
+    )
+    incremental: bool = Field(
+        default=True, description="Continue from the previous L4B product of the season (NRT)."
+    )
+    mdb: Path | None = Field(default=None, description="An MDB folder instead of the season's MDB.")
+    parcels: Path | None = Field(
+        default=None,
+        description="A parcels table (GeoParquet of an import) instead of the stored one.",
+    )
+    lut: Path | None = Field(
+        default=None, description="A Sen4CAP LUT CSV instead of the stored one."
+    )
+
+    @model_validator(mode="after")
+    def _period(self) -> L4BParameters:
+        if self.start is not None and self.until is not None and self.until < self.start:
+            raise ValueError("until must not be before start")
+        return self
+
+
+@dataclass
+class L4BResult:
+    """What a run found, before it is written."""
+
+    layer: gpd.GeoDataFrame
+    events: dict[int, list[MowingEvent]]
+    candidates: pd.DataFrame
+    first_date: date | None
+    last_date: date | None
+    notes: list[str] = field(default_factory=list)
+
+
+def grassland_classes(lut: pd.DataFrame) -> list[int]:
+    """``ctnum`` of the LUT's permanent or temporary grassland rows."""
+    flags = np.zeros(len(lut), dtype=bool)
+    for column in ("pgrass", "tgrass"):
+        if column in lut.columns:
+            flags |= lut[column].fillna(False).astype(bool).to_numpy()
+    return sorted({int(c) for c in lut.loc[flags, "ctnum"]})
+
+
+def grassland_parcels(
+    parcels: gpd.GeoDataFrame, lut: pd.DataFrame, config: L4BConfig
+) -> gpd.GeoDataFrame:
+    """Sen4CAP's generated input shapefile: declarations joined with the LUT, filtered by
+    ``CTNUM_FILTER`` (an empty filter keeps every parcel, as Sen4CAP)."""
+    codes = lut[["ori_crop", "ctnum"]].dropna().copy()
+    codes["key"] = codes["ori_crop"].astype(str).str.strip()
+    ctnum = dict(zip(codes["key"], codes["ctnum"].astype(int), strict=False))
+    table = parcels.copy()
+    table["CTnum"] = table["ori_crop"].astype(str).str.strip().map(ctnum)
+    if config.ctnum_filter:
+        table = table[table["CTnum"].isin(config.ctnum_filter)]
+    table = table.assign(
+        CTnum=table["CTnum"].fillna(-1).astype("int64"),
+        Ori_hold=table["ori_hold"], Ori_id=table["ori_id"], Ori_crop=table["ori_crop"],
+        Area_meter=table["Area_meters"],
+    )  # fmt: skip
+    return table.sort_values("NewID").reset_index(drop=True)
+
+
+def _processed(series: ParcelSeries, use_s1: bool, use_s2: bool) -> np.ndarray:
+    mask = np.zeros(len(series.parcel_ids), dtype=bool)
+    if use_s2 and series.optical is not None and not series.optical.empty:
+        mask |= np.isfinite(series.optical.values).any(axis=1)
+    if use_s1:
+        for matrices in series.coherence.values():
+            for m in matrices:
+                mask |= np.isfinite(m.values).any(axis=1)
+    return mask
+
+
+def _dates(series: ParcelSeries) -> Iterator[np.datetime64]:
+    if series.optical is not None:
+        yield from series.optical.dates
+    for matrices in (*series.coherence.values(), *series.amplitude.values()):
+        for m in matrices:
+            yield from m.dates
+
+
+def _merge_frozen(
+    frozen: list[MowingEvent], new: list[MowingEvent], gap_days: float
+) -> list[MowingEvent]:
+    """Previous events stay; new ones are added unless closer than ``gap_days`` to one."""
+    kept = list(frozen)
+    for event in sorted(new, key=lambda e: (-e.confidence, e.end)):
+        if all(abs((event.end - k.end) / timedelta(days=1)) >= gap_days for k in kept):
+            kept.append(event)
+    best = sorted(kept, key=lambda e: (-e.confidence, e.end))[:MAX_EVENTS]
+    return sorted(best, key=lambda e: e.start)
+
+
+def detect_mowing(
+    mdb: MarkersDatabase,
+    parcels: gpd.GeoDataFrame,
+    config: L4BConfig,
+    *,
+    method: Literal["capmon", "sen4cap"] = "capmon",
+    sensors: Sensors = "S1_S2",
+    start: date | None = None,
+    until: date | None = None,
+    previous: tuple[date, pd.DataFrame, pd.DataFrame] | None = None,
+    progress: Any = None,
+) -> L4BResult:
+    """Mowing events of ``parcels`` (the grassland selection, see :func:`grassland_parcels`).
+
+    ``previous`` is (last date, candidates, events) of an earlier run of the same period.
+    """
+    use_s1, use_s2 = sensors in ("S1_S2", "S1"), sensors in ("S1_S2", "S2")
+    ids = parcels["NewID"].astype("int64").to_numpy()
+    cutoff = pd.Timestamp(previous[0]) + pd.Timedelta(days=1) if previous else None
+    old_candidates = previous[1] if previous else sen4cap.empty_candidates()
+    old_events = events_by_parcel(previous[2]) if previous else {}
+    events: dict[int, list[MowingEvent]] = {}
+    processed: dict[int, bool] = {}
+    kept_candidates: list[pd.DataFrame] = []
+    first: np.datetime64 | None = None
+    last: np.datetime64 | None = None
+    any_s1 = any_s2 = False
+    total = max(1, len(ids))
+    done = 0
+    for series in read_series(mdb, ids, start, until, config.s2.signal):
+        any_s1 |= series.has_s1
+        any_s2 |= series.has_s2
+        for day in _dates(series):
+            first = day if first is None or day < first else first
+            last = day if last is None or day > last else last
+        for pid, flag in zip(series.parcel_ids, _processed(series, use_s1, use_s2), strict=True):
+            processed[int(pid)] = bool(flag)
+        if method == "sen4cap":
+            found = sen4cap.detect_candidates(series, config, use_s1, use_s2)
+        else:
+            found = capmon_method.detect_candidates(series, config, None, use_s1, use_s2)
+        if start is not None and not found.empty:
+            found = found[found["end"] >= pd.Timestamp(start)]
+        if cutoff is not None and not found.empty:
+            found = found[found["detected_on"] >= cutoff]
+        chunk_ids = set(series.parcel_ids.tolist())
+        if method == "sen4cap":
+            old = old_candidates[old_candidates["parcel_id"].isin(chunk_ids)]
+            merged = pd.concat([p for p in (old, found) if not p.empty], ignore_index=True) \
+                if not (old.empty and found.empty) else sen4cap.empty_candidates()  # fmt: skip
+            kept_candidates.append(merged)
+            for key, group in merged.groupby("parcel_id"):
+                chosen = sen4cap.select_events(group, config)
+                if chosen:
+                    events[int(cast(int, key))] = chosen
+        else:
+            kept_candidates.append(found)
+            new = capmon_method.select_all(found, series, None, use_s1)
+            for pid in chunk_ids:
+                merged_events = _merge_frozen(
+                    old_events.get(pid, []), new.get(pid, []),
+                    capmon_method.CapmonSettings().min_interval_days,
+                )  # fmt: skip
+                if merged_events:
+                    events[pid] = merged_events
+        done += len(series.parcel_ids)
+        if progress is not None:
+            progress(done / total, f"{done} of {len(ids)} parcels")
+    notes: list[str] = []
+    if use_s1 and not any_s1:
+        notes.append("no Sentinel-1 coherence in the period: S1 not run (NR), S2-only results")
+    if use_s2 and not any_s2:
+        notes.append(f"no Sentinel-2 {config.s2.signal} in the period: S2 not run (NR)")
+    unprocessed = sum(1 for v in processed.values() if not v)
+    if unprocessed:
+        notes.append(f"{unprocessed} parcels without observations (proc = 0)")
+    compliance = {
+        int(pid): compliance_code(crop, events.get(int(pid), []), processed.get(int(pid), False),
+                                  config)
+        for pid, crop in zip(parcels["NewID"], parcels["Ori_crop"], strict=True)
+    }  # fmt: skip
+    layer = product_layer(parcels, events, processed, compliance)
+    candidates = [c for c in kept_candidates if not c.empty]
+    if method == "capmon" and not old_candidates.empty:
+        candidates.insert(0, old_candidates)
+    return L4BResult(
+        layer=layer,
+        events=events,
+        candidates=(
+            pd.concat(candidates, ignore_index=True) if candidates else sen4cap.empty_candidates()
+        ),
+        first_date=_as_date(first),
+        last_date=_as_date(last),
+        notes=notes,
+    )
+
+
+def _as_date(day: np.datetime64 | None) -> date | None:
+    return None if day is None else pd.Timestamp(day).date()
+
+
+def _inputs(
+    workspace: Workspace, site: Site, season_name: str, year: int, parameters: L4BParameters
+) -> tuple[MarkersDatabase, gpd.GeoDataFrame, pd.DataFrame, str]:
+    if parameters.parcels is not None:
+        parcels = load_parcels_file(parameters.parcels)
+        parcels = parcels[~parcels["is_deleted"].astype(bool)].reset_index(drop=True)
+        parcels_key = str(Path(parameters.parcels).resolve())
+    else:
+        parcels = load_parcels(workspace, site.name, year)
+        parcels_key = ""
+    lut = (
+        prepare_lut(parameters.lut).table
+        if parameters.lut is not None
+        else load_lut(workspace, site.name, year)
+    )
+    if parameters.mdb is not None:
+        return open_mdb(parameters.mdb), parcels, lut, parcels_key or str(parameters.mdb)
+    with workspace.session() as session:
+        declarations = latest_row(session, DeclarationSet, get_site(session, site.name), year)
+        if declarations is None:
+            raise NotFoundError(f"site {site.name!r} has no declarations for {year}")
+        folder = mdb_folder(workspace, site.short_name, season_name, declarations.id)
+        parcels_key = parcels_key or f"declarations-{declarations.id}"
+    if not folder.exists():
+        raise NotFoundError(
+            f"no markers database for site {site.name!r}, season {season_name} at {folder}; "
+            "extract it first with `capmon run mdb` or pass --mdb"
+        )
+    return open_mdb(folder), parcels, lut, parcels_key
+
+
+def _previous(
+    workspace: Workspace, site: Site, key: dict[str, Any], until: date
+) -> tuple[date, pd.DataFrame, pd.DataFrame, str] | None:
+    """The newest earlier product of the same season, method, sensors and parcels."""
+    best: tuple[date, str] | None = None
+    with workspace.session() as session:
+        rows = session.scalars(
+            select(Product).where(Product.site_id == site.id, Product.product_type == PRODUCT_TYPE)
+        ).all()
+        for row in rows:
+            props = row.properties or {}
+            if any(props.get(k) != v for k, v in key.items()) or not props.get("until"):
+                continue
+            ended = date.fromisoformat(str(props["until"]))
+            if ended < until and (best is None or ended > best[0]):
+                best = (ended, row.path)
+    if best is None:
+        return None
+    folder = Path(best[1])
+    try:
+        candidates = pd.read_parquet(folder / CANDIDATES)
+        events = pd.read_parquet(folder / EVENTS_STATE)
+    except OSError:
+        return None  # the previous product's files are gone: start over
+    return best[0], candidates, events, folder.name
+
+
+def product_name(site: Site, first: date | None, last: date | None, now: datetime) -> str:
+    """Sen4CAP-like name: ``SEN4CAP_L4B_S<site id>_V<first>_<last>_<created>``."""
+    start = first.strftime("%Y%m%d") if first else "none"
+    end = last.strftime("%Y%m%d") if last else "none"
+    return f"SEN4CAP_L4B_S{site.id}_V{start}_{end}_{now.strftime('%Y%m%dT%H%M%S')}"
+
+
+def _midnight(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
+
+
+def figures(result: L4BResult) -> dict[str, Any]:
+    """Counts of parcels, events and compliance codes."""
+    layer = result.layer
+    counts = layer["compl"].value_counts().to_dict()
+    missions = pd.Series([e.mission for ev in result.events.values() for e in ev]).value_counts()
+    return {
+        "parcels": len(layer),
+        "processed": int(layer["proc"].sum()),
+        "parcels_mown": int((layer["mow_n"] > 0).sum()),
+        "events": int(layer["mow_n"].sum()),
+        "events_by_sensors": {str(k): int(v) for k, v in missions.items()},
+        "compliance": {str(k): int(counts.get(k, 0)) for k in (-1, 0, 1, 2, 3)},
+        "first_acquisition": str(result.first_date),
+        "last_acquisition": str(result.last_date),
+        "notes": list(result.notes),
+    }
+
+
+def run(context: RunContext, parameters: L4BParameters) -> RunResult:
+    """Detect the season's mowings, write the product and register it."""
+    season = context.season
+    if season is None:
+        raise InputError("L4B needs a season")
+    workspace, site = context.workspace, context.site
+    year = season.end_date.year
+    start = parameters.start or season.start_date
+    until = parameters.until or season.end_date
+    if until < start:
+        raise InputError(f"--until {until} is before the mowing start {start}")
+    context.progress(0.0, "reading the inputs")
+    mdb, parcels, lut, parcels_key = _inputs(workspace, site, season.name, year, parameters)
+    config = (
+        read_l4b_config(parameters.config)
+        if parameters.config is not None
+        else default_l4b_config(grassland_classes(lut))
+    )
+    selection = grassland_parcels(parcels, lut, config)
+    if selection.empty:
+        raise InputError(
+            f"no parcel of {site.name!r} {year} has a grassland class "
+            f"(CTNUM_FILTER {list(config.ctnum_filter) or 'empty'})"
+        )
+    key = {"season": season.name, "method": parameters.method, "sensors": parameters.sensors,
+           "parcels_key": parcels_key, "start": start.isoformat(),
+           "config": str(parameters.config.resolve()) if parameters.config else None}  # fmt: skip
+    previous = _previous(workspace, site, key, until) if parameters.incremental else None
+
+    def progress(fraction: float, message: str) -> None:
+        context.progress(0.05 + 0.85 * fraction, message)
+
+    result = detect_mowing(
+        mdb, selection, config, method=parameters.method, sensors=parameters.sensors,
+        start=start, until=until, previous=previous[:3] if previous else None, progress=progress,
+    )  # fmt: skip
+    if previous is not None:
+        result.notes.insert(0, f"continued from {previous[3]} (acquisitions after {previous[0]})")
+    now = datetime.now(UTC)
+    name = product_name(site, result.first_date, result.last_date, now)
+    folder = workspace.path(Path("products") / site.short_name / "l4b" / name)
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = folder.with_name(f"{name}_{suffix}")
+    report = key | {"until": until.isoformat(), "parameters": parameters.model_dump(mode="json"),
+                    "config_source": str(config.source) if config.source else "default",
+                    "ctnum_filter": list(config.ctnum_filter), **figures(result)}  # fmt: skip
+    context.progress(0.92, "writing the product")
+    files = write_l4b_product(
+        folder, result.layer, result.events, result.candidates, events_frame(result.events),
+        report, parameters.sensors,
+    )  # fmt: skip
+    with workspace.session() as session:
+        session.add(
+            Product(
+                site_id=site.id,
+                name=folder.name,
+                product_type=PRODUCT_TYPE,
+                acquired_at=_midnight(result.last_date),
+                acquired_first_at=_midnight(result.first_date),
+                path=str(folder),
+                properties=report,
+            )
+        )
+    context.progress(1.0, "done")
+    numbers = figures(result)
+    return RunResult(
+        summary=(
+            f"{numbers['events']} mowing events on {numbers['parcels_mown']} of "
+            f"{numbers['parcels']} grassland parcels ({parameters.method} method, "
+            f"{parameters.sensors}); {numbers['processed']} processed"
+        ),
+        figures=numbers,
+        outputs={"product": str(folder)} | {k: str(v) for k, v in files.items()},
+    )
+
+
+L4B = register(
+    Processor(
+        id="l4b",
+        title="L4B grassland mowing",
+        version="1.0",
+        description=(
+            "Mowing events of grassland parcels from Sentinel-1 coherence and amplitude and "
+            "Sentinel-2 NDVI, with Sen4CAP's .cfg, product fields and compliance codes; "
+            "method capmon (default) or sen4cap; near-real-time runs continue the previous one."
+        ),
+        parameters=L4BParameters,
+        inputs=(
+            ProcessorInput("mdb", "mdb", "The season's markers database."),
+            ProcessorInput("parcels", "parcels", "The newest declarations of the season's year."),
+            ProcessorInput("lut", "lut", "The crop LUT (ctnum of the grassland classes)."),
+            ProcessorInput("config", "config", "A Sen4CAP L4B .cfg file.", required=False),
+        ),
+        outputs=(
+            ProcessorOutput(
+                "l4b",
+                PRODUCT_TYPE,
+                "Mowing GeoPackage and shapefile (Sen4CAP fields) and the long events table.",
+                "application/geopackage+sqlite3",
+            ),
+        ),
+        schedule=Schedule(kind="monthly", first="start", offset_days=31),
+        run=run,
+    )
+)

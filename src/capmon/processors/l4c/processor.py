@@ -1,0 +1,326 @@
+"""The ``l4c`` processor: agricultural practices of a site's season (Sen4CAP's ``s4c_l4c``).
+
+``capmon run l4c SITE SEASON --practice catchcrop|fallow|nfc|na [--country XXX]`` reads the
+season's MDB, the newest declarations and LUT of the season's year, the newest practice table
+imported with ``capmon practices import`` (or ``--practices FILE``) and the newest L4C config
+(or ``--config FILE``, else Sen4CAP's defaults), runs the time-series analysis and writes the
+product ``<home>/products/<site>/l4c/<name>/`` (see :mod:`capmon.processors.l4c.outputs`) with
+a ``product`` row of type ``s4c_l4c``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Literal
+
+import geopandas as gpd
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from capmon.catalog.models import DeclarationSet, Product, Site
+from capmon.errors import InputError, NotFoundError
+from capmon.mdb.extract import mdb_folder
+from capmon.mdb.query import MarkersDatabase, open_mdb
+from capmon.parcels import load_lut, load_parcels, load_parcels_file, prepare_lut
+from capmon.parcels.store import latest_row
+from capmon.processors.l4c.analysis import (
+    MIN_COHERENCE_VALUES,
+    AnalysisSettings,
+    L4CResult,
+    analyse_practices,
+)
+from capmon.processors.l4c.config import (
+    PRACTICE_NAMES,
+    L4CConfig,
+    PracticeCode,
+    default_config,
+    practice_code,
+    read_l4c_config,
+)
+from capmon.processors.l4c.outputs import report, write_l4c_product
+from capmon.processors.l4c.practices import (
+    PracticeTable,
+    load_stored_config,
+    load_stored_practices,
+    match_parcels,
+    read_practice_csv,
+    stored_config,
+    stored_practices,
+)
+from capmon.processors.l4c.weekly import AMPLITUDE_INPUTS
+from capmon.processors.registry import (
+    Processor,
+    ProcessorInput,
+    ProcessorOutput,
+    RunContext,
+    RunResult,
+    Schedule,
+    register,
+)
+from capmon.sites import get_site
+from capmon.workspace import Workspace
+
+PRODUCT_TYPE = "s4c_l4c"
+DEFAULT_COUNTRY = "XXX"
+
+
+class L4CParameters(BaseModel):
+    """Parameters of the L4C processor (defaults are Sen4CAP's ``processor.s4c_l4c.*``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    practice: Literal["catchcrop", "fallow", "nfc", "na"] = Field(
+        default="na",
+        description="Practice analysed: catchcrop, fallow, nfc or na (harvest only).",
+    )
+    country: str | None = Field(
+        default=None,
+        description="Country code of the rules and file names [default: the stored config's].",
+    )
+    practices: Path | None = Field(
+        default=None, description="A practice CSV instead of the imported practice table."
+    )
+    config: Path | None = Field(
+        default=None, description="An L4C .cfg instead of the imported one (else the defaults)."
+    )
+    amplitude: Literal["amp", "bck"] = Field(
+        default="amp",
+        description=(
+            "Backscatter input: amp (AMP_VV/VH, Sen4CAP's 'AMP dB' scale, used as is) or bck "
+            "(BCK_VV/VH, true sigma0 dB, halved to Sen4CAP's scale)."
+        ),
+    )
+    tillage: bool = Field(default=False, description="Detect tillage after the harvest (TL_*).")
+    mdb3: bool = Field(default=True, description="Write the MDB3 marker export (M1-M5 per week).")
+    s1pix_threshold: int = Field(
+        default=1, ge=0, description="Parcels with fewer S1 pixels get NA1 markers."
+    )
+    min_coherence: int = Field(
+        default=MIN_COHERENCE_VALUES,
+        ge=0,
+        description="A parcel needs more coherence values than this (else NR).",
+    )
+    mdb: Path | None = Field(default=None, description="An MDB folder instead of the season's MDB.")
+    parcels: Path | None = Field(
+        default=None,
+        description="A parcels table (GeoParquet of an import) instead of the stored one.",
+    )
+    lut: Path | None = Field(
+        default=None, description="A Sen4CAP LUT CSV instead of the stored one."
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _country_code(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.strip().upper()
+        if not code.isalpha() or not 2 <= len(code) <= 3:
+            raise ValueError(f"a 2- or 3-letter country code such as NLD, not {value!r}")
+        return code
+
+    @property
+    def practice_code(self) -> PracticeCode:
+        return practice_code(self.practice)
+
+
+def _mdb(workspace: Workspace, site: Site, season_name: str, year: int, given: Path | None) -> (
+    MarkersDatabase
+):  # fmt: skip
+    if given is not None:
+        return open_mdb(given)
+    with workspace.session() as session:
+        declarations = latest_row(session, DeclarationSet, get_site(session, site.name), year)
+        if declarations is None:
+            raise NotFoundError(f"site {site.name!r} has no declarations for {year}")
+        folder = mdb_folder(workspace, site.short_name, season_name, declarations.id)
+    if not folder.exists():
+        raise NotFoundError(
+            f"no markers database for site {site.name!r}, season {season_name} at {folder}; "
+            "extract it first with `capmon run mdb` or pass --mdb"
+        )
+    return open_mdb(folder)
+
+
+def _practice_table(
+    workspace: Workspace, site: Site, year: int, parameters: L4CParameters, parcels: pd.DataFrame
+) -> PracticeTable:
+    code = parameters.practice_code
+    if parameters.practices is not None:
+        table = read_practice_csv(parameters.practices, code)
+        return match_parcels(table, parcels)
+    stored = stored_practices(workspace, site.name, year, code)
+    if stored is None:
+        raise NotFoundError(
+            f"site {site.name!r} has no {PRACTICE_NAMES[code]} practice table for {year}; "
+            "import one with `capmon practices import` or pass --practices FILE"
+        )
+    return match_parcels(load_stored_practices(stored), parcels)
+
+
+def _config(
+    workspace: Workspace, site: Site, year: int, parameters: L4CParameters
+) -> tuple[L4CConfig, str | None]:
+    if parameters.config is not None:
+        return read_l4c_config(parameters.config, year), None
+    stored = stored_config(workspace, site.name, year)
+    if stored is None:
+        return default_config(year), None
+    return load_stored_config(stored)
+
+
+def product_name(site: Site, practice: PracticeCode, result: L4CResult, now: datetime) -> str:
+    """``SEN4CAP_L4C_<PRACTICE>_S<site id>_V<first>_<last>_<created>``."""
+    first = result.first_date.strftime("%Y%m%d") if result.first_date else "none"
+    last = result.last_date.strftime("%Y%m%d") if result.last_date else "none"
+    created = now.strftime("%Y%m%dT%H%M%S")
+    return f"SEN4CAP_L4C_{PRACTICE_NAMES[practice]}_S{site.id}_V{first}_{last}_{created}"
+
+
+def _midnight(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
+
+
+def run(context: RunContext, parameters: L4CParameters) -> RunResult:
+    """Analyse the season's practice table, write the product and register it."""
+    season = context.season
+    if season is None:
+        raise InputError("L4C needs a season")
+    workspace, site = context.workspace, context.site
+    year = season.end_date.year
+    if parameters.parcels is not None:
+        parcels: gpd.GeoDataFrame = load_parcels_file(parameters.parcels)
+        parcels = parcels[~parcels["is_deleted"].astype(bool)].reset_index(drop=True)
+    else:
+        parcels = load_parcels(workspace, site.name, year)
+    lut = (
+        prepare_lut(parameters.lut).table
+        if parameters.lut is not None
+        else _stored_lut(workspace, site, year)
+    )
+    mdb = _mdb(workspace, site, season.name, year, parameters.mdb)
+    table = _practice_table(workspace, site, year, parameters, parcels)
+    config, stored_country = _config(workspace, site, year, parameters)
+    country = parameters.country or stored_country or DEFAULT_COUNTRY
+    code = parameters.practice_code
+    settings = AnalysisSettings(
+        country=country,
+        year=year,
+        season_start=season.start_date,
+        season_end=season.end_date,
+        season_mid=season.mid_date,
+        amplitude=parameters.amplitude,
+        s1pix_threshold=parameters.s1pix_threshold,
+        min_coherence=parameters.min_coherence,
+        tillage=parameters.tillage,
+    )
+
+    def progress(fraction: float, message: str) -> None:
+        context.progress(0.05 + 0.85 * fraction, message)
+
+    context.progress(0.0, "reading the markers database")
+    result = analyse_practices(mdb, parcels, table, config.parameters(code), settings, progress)
+    if country == DEFAULT_COUNTRY and parameters.country is None:
+        result.notes.append(
+            f"no country given nor stored with a config: default rules, files named {country}"
+        )
+    result.notes.extend(f"config: {note}" for note in config.notes)
+    now = datetime.now(UTC)
+    name = product_name(site, code, result, now)
+    folder = workspace.path(Path("products") / site.short_name / "l4c" / name)
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = folder.with_name(f"{name}_{suffix}")
+    context.progress(0.92, "writing the product")
+    run_settings = {
+        "practice": parameters.practice,
+        "country": country,
+        "config": config.source,
+        "practices": table.source,
+        "amplitude": parameters.amplitude,
+        "amplitude_scale": AMPLITUDE_INPUTS[parameters.amplitude].description,
+        "tillage": parameters.tillage,
+        "s1pix_threshold": parameters.s1pix_threshold,
+        "min_coherence": parameters.min_coherence,
+        "thresholds": {
+            k.upper(): (v.isoformat() if isinstance(v, date) else v)
+            for k, v in vars(config.parameters(code)).items()
+        },
+    }
+    files = write_l4c_product(
+        result, folder, parcels=parcels, lut=lut, mdb3=parameters.mdb3, settings=run_settings
+    )
+    with workspace.session() as session:
+        session.add(
+            Product(
+                site_id=site.id,
+                name=folder.name,
+                product_type=PRODUCT_TYPE,
+                acquired_at=_midnight(result.last_date),
+                acquired_first_at=_midnight(result.first_date),
+                path=str(folder),
+                properties=report(result, run_settings),
+            )
+        )
+    context.progress(1.0, "done")
+    return RunResult(
+        summary=_summary(result),
+        figures=result.figures() | {"notes": list(result.notes)},
+        outputs={"product": str(folder)} | {key: str(path) for key, path in files.items()},
+    )
+
+
+def _stored_lut(workspace: Workspace, site: Site, year: int) -> pd.DataFrame | None:
+    try:
+        return load_lut(workspace, site.name, year)
+    except NotFoundError:
+        return None
+
+
+def _summary(result: L4CResult) -> str:
+    counts = result.counts
+    index = ", ".join(
+        f"{counts[key]} {key.removeprefix('c_index_').upper()}"
+        for key in sorted(counts)
+        if key.startswith("c_index_")
+    )
+    return (
+        f"{PRACTICE_NAMES[result.practice]} ({result.country} {result.year}): "
+        f"{counts.get('parcels', 0)} parcels, harvest detected on "
+        f"{counts.get('harvest_detected', 0)}; C_INDEX {index or 'none'}"
+    )
+
+
+L4C = register(
+    Processor(
+        id="l4c",
+        title="L4C agricultural practices",
+        version="1.0",
+        description=(
+            "Sen4CAP's agricultural-practice monitoring: weekly NDVI, VV/VH backscatter ratio "
+            "and coherence; harvest markers M1-M5 and harvest week; practice markers M6-M10 "
+            "and compliance index C_INDEX for catch crops, fallow land and nitrogen-fixing "
+            "crops; optional tillage; Sen4CAP CSV, continuous product, GeoPackage and MDB3."
+        ),
+        parameters=L4CParameters,
+        inputs=(
+            ProcessorInput("mdb", "mdb", "The season's markers database (NDVI, AMP, COHE_VV)."),
+            ProcessorInput("parcels", "parcels", "The newest declarations of the season's year."),
+            ProcessorInput("lut", "lut", "The crop LUT (joined into the GeoPackage).", False),
+            ProcessorInput("practices", "practices", "The imported practice table."),
+            ProcessorInput("config", "config", "The imported L4C config (else defaults).", False),
+        ),
+        outputs=(
+            ProcessorOutput(
+                "l4c",
+                PRODUCT_TYPE,
+                "Sen4CAP L4C CSV, continuous product, GeoPackage and MDB3 marker export.",
+                "text/csv",
+            ),
+        ),
+        schedule=Schedule(kind="weekly", first="start"),
+        run=run,
+    )
+)

@@ -1,0 +1,304 @@
+"""The ``multiannual`` processor: parcels linked across declaration years, cover classes,
+rotation sequences and CAP flags (``capmon run multiannual SITE --years 2021-2025``).
+
+It is not tied to one season: it reads the declarations and LUT of every year and, when the
+year has a season with an extracted MDB, that MDB for the observed behaviour (bare-soil and
+residue dekads with the ``baresoil`` model, mowing-like NDVI drops). The product
+``<home>/products/<site>/multiannual/<name>/`` holds ``links.csv``, ``history.csv``,
+``sequences.csv``, ``flags.csv`` and ``report.json``; its catalogue type is ``s4c_multiannual``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+
+from capmon.catalog.models import DeclarationSet
+from capmon.errors import InputError, NotFoundError
+from capmon.mdb.query import open_mdb
+from capmon.parcels import load_lut, load_parcels
+from capmon.processors.baresoil.model import BareSoilModel, ThresholdModel, load_model
+from capmon.processors.baresoil.products import (
+    new_product_folder,
+    product_name,
+    register_product,
+    season_mdb_folder,
+    write_product_folder,
+)
+from capmon.processors.multiannual.history import (
+    BEHAVIOUR_COLUMNS,
+    FLAGS,
+    declared_classes,
+    observed_behaviour,
+    parcel_history,
+    rotation_sequences,
+)
+from capmon.processors.multiannual.link import common_crs, lineages, link_years
+from capmon.processors.registry import (
+    Processor,
+    ProcessorInput,
+    ProcessorOutput,
+    RunContext,
+    RunResult,
+    Schedule,
+    register,
+)
+from capmon.sites import get_site
+
+PRODUCT_TYPE = "s4c_multiannual"
+PROCESSOR_ID = "multiannual"
+_YEARS = re.compile(r"^\s*(\d{4})\s*(?:-\s*(\d{4})\s*)?$")
+
+
+class MultiannualParameters(BaseModel):
+    """Parameters of ``capmon run multiannual``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    years: str | None = Field(
+        default=None,
+        description="Declaration years, FIRST-LAST or a comma list [every year with parcels].",
+    )
+    min_share: float = Field(
+        default=0.3, gt=0, le=1, description="Overlap share of either parcel that links them."
+    )
+    grass_years: int = Field(
+        default=5, ge=2, description="Consecutive grass years that make permanent grassland."
+    )
+    min_observed_dekads: int = Field(
+        default=6, ge=1, description="Observed dekads a year needs for 'grassland' behaviour."
+    )
+    model: Path | None = Field(
+        default=None, description="A calibrated bare-soil model file (capmon calibrate)."
+    )
+
+    @field_validator("years")
+    @classmethod
+    def _years(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_years(value)
+        return value
+
+
+def parse_years(text: str) -> list[int]:
+    """``2021-2025`` or ``2021,2022,2024`` as a sorted list of years."""
+    years: set[int] = set()
+    for part in text.split(","):
+        match = _YEARS.match(part)
+        if match is None:
+            raise InputError(f"years must be FIRST-LAST or a comma list of years, not {text!r}")
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        if last < first:
+            raise InputError(f"years {part.strip()!r}: the last year is before the first")
+        years.update(range(first, last + 1))
+    return sorted(years)
+
+
+def _stored_years(context: RunContext) -> list[int]:
+    with context.workspace.session() as session:
+        rows = session.scalars(
+            select(DeclarationSet.year).where(DeclarationSet.site_id == context.site.id)
+        ).all()
+    return sorted({int(y) for y in rows})
+
+
+def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
+    """Link the years, classify and flag every parcel-year, write the product."""
+    workspace, site = context.workspace, context.site
+    years = parse_years(parameters.years) if parameters.years else _stored_years(context)
+    if not years:
+        raise NotFoundError(f"site {site.name!r} has no declarations")
+    model = load_model(parameters.model) if parameters.model is not None else ThresholdModel()
+    parcels = {}
+    tables = {}
+    notes: list[str] = []
+    for k, year in enumerate(years):
+        context.progress(0.6 * k / len(years), f"declarations and MDB of {year}")
+        try:
+            frame = load_parcels(workspace, site.name, year)
+            lut = load_lut(workspace, site.name, year)
+        except NotFoundError as exc:
+            raise NotFoundError(f"multi-annual analysis of {years[0]}-{years[-1]}: {exc}") from exc
+        parcels[year] = frame
+        declared = declared_classes(frame, lut)
+        behaviour = _year_behaviour(context, year, frame, model, parameters, notes)
+        tables[year] = declared.merge(behaviour, on="parcel_id", how="left")
+    crs = common_crs(parcels)
+    link_frames = [
+        link_years(parcels[a], parcels[b], a, b, crs=crs, min_share=parameters.min_share)
+        for a, b in itertools.pairwise(years)
+        if b == a + 1
+    ]
+    for a, b in itertools.pairwise(years):
+        if b != a + 1:
+            notes.append(f"no declarations between {a} and {b}: parcels of {b} are not linked")
+    links = (
+        pd.concat(link_frames, ignore_index=True)
+        if link_frames
+        else pd.DataFrame(
+            columns=["year_from", "parcel_from", "year_to", "parcel_to", "share_to", "relation"]
+        )
+    )
+    lineage = lineages({y: f["NewID"] for y, f in parcels.items()}, links)
+    context.progress(0.8, "history and flags")
+    history = parcel_history(tables, lineage, grass_years_rule=parameters.grass_years)
+    sequences = rotation_sequences(history)
+    flags = _flag_rows(history)
+    counts = {flag: int(history[flag].sum()) for flag in FLAGS}
+    relations = links["relation"].value_counts().to_dict() if not links.empty else {}
+    report = {
+        "parameters": parameters.model_dump(mode="json"),
+        "years": years,
+        "crs": crs.to_string(),
+        "parcels_per_year": {str(y): len(f) for y, f in parcels.items()},
+        "links": {str(k): int(v) for k, v in relations.items()},
+        "flags": counts,
+        "notes": notes,
+    }
+    first, last = date(years[0], 1, 1), date(years[-1], 12, 31)
+    folder = new_product_folder(
+        workspace, site, PROCESSOR_ID, product_name("MULTIANNUAL", site, first, last)
+    )
+    written = write_product_folder(
+        folder,
+        {
+            "links.csv": lambda p: links.to_csv(p, index=False),
+            "history.csv": lambda p: _history_columns(history).to_csv(p, index=False),
+            "sequences.csv": lambda p: sequences.to_csv(p, index=False),
+            "flags.csv": lambda p: flags.to_csv(p, index=False),
+        },
+        report,
+    )
+    register_product(workspace, site, folder, PRODUCT_TYPE, first, last, report)
+    context.progress(1.0, "done")
+    summary = (
+        f"{len(years)} years ({years[0]}-{years[-1]}), "
+        f"{sum(len(f) for f in parcels.values())} parcel-years; "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+    )
+    return RunResult(
+        summary=summary,
+        figures={"years": len(years), **counts, **{f"links_{k}": v for k, v in relations.items()}},
+        outputs={"product": str(folder)} | {p.stem: str(p) for p in written.values()},
+    )
+
+
+def _year_behaviour(
+    context: RunContext,
+    year: int,
+    frame: pd.DataFrame,
+    model: BareSoilModel,
+    parameters: MultiannualParameters,
+    notes: list[str],
+) -> pd.DataFrame:
+    with context.workspace.session() as session:
+        seasons = [
+            (s.name, s.start_date, s.end_date)
+            for s in get_site(session, context.site.name).seasons
+            if s.end_date.year == year
+        ]
+    ids = sorted(frame["NewID"].astype(int).tolist())
+    empty = pd.DataFrame({"parcel_id": ids}).reindex(columns=list(BEHAVIOUR_COLUMNS))
+    if not seasons:
+        notes.append(f"{year}: no season, no observed behaviour (declarations only)")
+        return empty
+    name, start, end = seasons[0]
+    try:
+        folder = season_mdb_folder(context.workspace, context.site, name, year)
+    except NotFoundError as exc:
+        notes.append(f"{year}: {exc}; declarations only")
+        return empty
+    behaviour = observed_behaviour(
+        open_mdb(folder), ids, start, end, model=model,
+        min_observed_dekads=parameters.min_observed_dekads,
+    )  # fmt: skip
+    if int(behaviour["observed_dekads"].sum()) == 0:
+        notes.append(f"{year}: the MDB has no optical observation of these parcels")
+    return behaviour
+
+
+def _history_columns(history: pd.DataFrame) -> pd.DataFrame:
+    columns = [
+        "year", "parcel_id", "ori_id", "lineage", "predecessor", "relation", "ori_crop",
+        "crop_name", "declared_class", "observed_class", "cover_class", "previous_cover_class",
+        "grass_years", "observed_dekads", "bare_dekads", "first_bare", "residue_dekads",
+        "mowing_like_drops", "ndvi_min", *FLAGS,
+    ]  # fmt: skip
+    out = history[columns].copy()
+    out["first_bare"] = pd.to_datetime(out["first_bare"]).dt.strftime("%Y-%m-%d")
+    return out
+
+
+def _flag_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per raised flag with its evidence."""
+    rows = []
+    evidence = {
+        "tg_5_years": lambda r: f"{r['grass_years']} consecutive grass years",
+        "pg_ploughed": lambda r: (
+            f"bare soil from {pd.Timestamp(r['first_bare']).date()} "
+            f"({r['bare_dekads']} dekads); cover {r['previous_cover_class']} -> {r['cover_class']}"
+        ),
+        "class_contradiction": lambda r: (
+            f"declared {r['declared_class']} ({r['crop_name']}), observed {r['observed_class']} "
+            f"({r['bare_dekads']} bare, {r['residue_dekads']} residue dekads)"
+        ),
+    }
+    for flag in FLAGS:
+        for _, row in history[history[flag].astype(bool)].iterrows():
+            rows.append(
+                {
+                    "year": row["year"],
+                    "parcel_id": row["parcel_id"],
+                    "ori_id": row["ori_id"],
+                    "flag": flag,
+                    "date": (
+                        pd.Timestamp(row["first_bare"]).date()
+                        if flag == "pg_ploughed" and pd.notna(row["first_bare"])
+                        else None
+                    ),
+                    "evidence": evidence[flag](row),
+                }
+            )
+    return pd.DataFrame(rows, columns=["year", "parcel_id", "ori_id", "flag", "date", "evidence"])
+
+
+MULTIANNUAL = register(
+    Processor(
+        id=PROCESSOR_ID,
+        title="Multi-annual analysis",
+        version="1.0",
+        description=(
+            "Parcels linked across declaration years by geometry (splits, merges), cover class "
+            "per year (arable, temporary or permanent grassland, permanent crop) from the LUT "
+            "flags and the observed behaviour, rotation sequences, and flags: temporary "
+            "grassland kept 5+ years, permanent grassland ploughed, declared class "
+            "contradicting the observations."
+        ),
+        parameters=MultiannualParameters,
+        inputs=(
+            ProcessorInput("parcels", "parcels", "The declarations of every analysed year."),
+            ProcessorInput("lut", "lut", "The crop LUT of every year (al, pgrass, tgrass flags)."),
+            ProcessorInput(
+                "mdb", "mdb", "Each year's season MDB (NDVI, NDTILL, BSI).", required=False
+            ),
+        ),
+        outputs=(
+            ProcessorOutput(
+                "multiannual",
+                PRODUCT_TYPE,
+                "Links, per parcel-year history, rotation sequences and flags (CSV).",
+                "text/csv",
+            ),
+        ),
+        schedule=Schedule(kind="once", first="end"),
+        run=run,
+        needs_season=False,
+    )
+)

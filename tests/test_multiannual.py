@@ -1,0 +1,288 @@
+"""Multi-annual analysis: linking parcels across years (splits, merges, CRSs), cover classes,
+the CAP rules on hand-made histories, and ``capmon run multiannual`` on a small world."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import box
+from typer.testing import CliRunner
+
+from capmon.cli.main import app
+from capmon.errors import CRSError, InputError, NotFoundError
+from capmon.parcels import import_declarations, import_lut
+from capmon.processors import RunContext, get_processor
+from capmon.processors.multiannual.evaluate import evaluate_multiannual
+from capmon.processors.multiannual.history import (
+    ARABLE,
+    GRASSLAND,
+    PERMANENT_GRASSLAND,
+    TEMPORARY_GRASSLAND,
+    UNKNOWN,
+    declared_classes,
+    parcel_history,
+    rotation_sequences,
+)
+from capmon.processors.multiannual.link import common_crs, lineages, link_years
+from capmon.processors.multiannual.processor import parse_years
+from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
+from capmon.sources import ingest_products
+from capmon.synth import SynthWorld, generate_world
+from capmon.workspace import Workspace, open_workspace
+
+runner = CliRunner()
+
+
+def frame(
+    rows: list[tuple[int, str, tuple[float, float, float, float]]], crs: str
+) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"NewID": [r[0] for r in rows], "ori_id": [r[1] for r in rows]},
+        geometry=[box(*r[2]) for r in rows],
+        crs=crs,
+    )
+
+
+def test_links_split_merge_new_gone_across_crss() -> None:
+    before = frame(
+        [
+            (1, "A", (0, 0, 100, 100)),  # split in two
+            (2, "B", (200, 0, 300, 100)),  # merged with C
+            (3, "C", (300, 0, 400, 100)),
+            (4, "D", (500, 0, 600, 100)),  # unchanged
+            (5, "E", (700, 0, 800, 100)),  # gone
+        ],
+        "EPSG:32631",
+    )
+    after = frame(
+        [
+            (10, "A1", (0, 0, 50, 100)),
+            (11, "A2", (50, 0, 100, 100)),
+            (12, "BC", (200, 0, 400, 100)),
+            (13, "D", (501, 0, 600, 100)),
+            (14, "F", (900, 0, 1000, 100)),  # new
+        ],
+        "EPSG:32631",
+    ).to_crs("EPSG:3035")  # another CRS: compared in the first year's
+    crs = common_crs({2024: before, 2025: after})
+    links = link_years(before, after, 2024, 2025, crs=crs)
+    relation = {
+        (_text(row.ori_id_from), _text(row.ori_id_to)): row.relation
+        for row in links.itertuples(index=False)
+    }
+    assert relation[("A", "A1")] == "split"
+    assert relation[("A", "A2")] == "split"
+    assert relation[("B", "BC")] == "merge"
+    assert relation[("C", "BC")] == "merge"
+    assert relation[("D", "D")] == "same"
+    assert relation[("E", None)] == "gone"
+    assert relation[(None, "F")] == "new"
+    same = links[(links["ori_id_from"] == "D")].iloc[0]
+    assert 0.98 < same["iou"] < 1.0
+    table = lineages({2024: before["NewID"], 2025: after["NewID"]}, links).set_index(
+        ["year", "parcel_id"]
+    )
+    assert table.loc[(2025, 10), "lineage"] == "2024:1"
+    assert table.loc[(2025, 12), "predecessor"] in (2, 3)
+    assert table.loc[(2025, 14), "relation"] == "new"
+
+
+def _text(value: object) -> str | None:
+    return None if pd.isna(value) else str(value)  # type: ignore[call-overload]
+
+
+def test_link_errors() -> None:
+    parcels = frame([(1, "A", (0, 0, 1, 1))], "EPSG:32631")
+    with pytest.raises(InputError, match="min_share"):
+        link_years(parcels, parcels, 2024, 2025, crs=common_crs({1: parcels}), min_share=0)
+    with pytest.raises(CRSError, match="no CRS"):
+        common_crs({2024: parcels.set_crs(None, allow_override=True)})
+    geographic = frame([(1, "A", (4.0, 50.0, 4.01, 50.01))], "EPSG:4326")
+    assert common_crs({2024: geographic}).is_projected
+
+
+def test_parse_years() -> None:
+    assert parse_years("2021-2025") == [2021, 2022, 2023, 2024, 2025]
+    assert parse_years("2024,2021-2022") == [2021, 2022, 2024]
+    for bad in ("2025-2021", "last year", "21-25"):
+        with pytest.raises(InputError):
+            parse_years(bad)
+
+
+def lut() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ori_crop": [311, 60, 63, 82, 999],
+            "ct": ["Wheat", "Permanent grass", "Temporary grass", "Fallow", "Vineyard"],
+            "al": [True, False, True, True, False],
+            "pgrass": [False, True, False, False, False],
+            "tgrass": [False, False, True, False, False],
+            "fallow": [False, False, False, True, False],
+        }
+    )
+
+
+def test_declared_classes() -> None:
+    parcels = pd.DataFrame({"NewID": [1, 2, 3, 4, 5, 6], "ori_id": list("abcdef"),
+                            "ori_crop": ["311", "60", "63", "82", "999", "12345"]})  # fmt: skip
+    table = declared_classes(parcels, lut())
+    assert table["declared_class"].tolist() == [
+        ARABLE, PERMANENT_GRASSLAND, TEMPORARY_GRASSLAND, ARABLE, "permanent_crop", UNKNOWN,
+    ]  # fmt: skip
+    assert table["fallow"].tolist() == [False, False, False, True, False, False]
+    with pytest.raises(InputError, match="pgrass"):
+        declared_classes(parcels, lut().drop(columns="pgrass"))
+
+
+def year_table(rows: list[tuple[int, str, str, str, int, int]]) -> pd.DataFrame:
+    """(parcel, declared class, crop, observed class, bare dekads, residue dekads)."""
+    return pd.DataFrame(
+        {
+            "parcel_id": [r[0] for r in rows],
+            "ori_id": [f"p{r[0]}" for r in rows],
+            "ori_crop": [r[2] for r in rows],
+            "crop_name": [r[2] for r in rows],
+            "declared_class": [r[1] for r in rows],
+            "fallow": False,
+            "observed_class": [r[3] for r in rows],
+            "observed_dekads": 20,
+            "bare_dekads": [r[4] for r in rows],
+            "first_bare": [pd.Timestamp("2024-04-11") if r[4] else pd.NaT for r in rows],
+            "residue_dekads": [r[5] for r in rows],
+            "mowing_like_drops": 0,
+            "ndvi_min": 0.5,
+        }
+    )
+
+
+def test_rules_on_hand_made_histories() -> None:
+    tg, pg, ar = TEMPORARY_GRASSLAND, PERMANENT_GRASSLAND, ARABLE
+    grass, arable = GRASSLAND, ARABLE
+    years: dict[int, pd.DataFrame] = {}
+    plans = {
+        # parcel: per year (declared, observed, bare dekads, residue dekads)
+        1: [(tg, grass, 0, 0)] * 5,  # a ley kept 5 years: permanent in year 5
+        2: [(pg, grass, 0, 0), (pg, grass, 0, 0), (ar, arable, 6, 2)] + [(ar, arable, 4, 3)] * 2,
+        3: [(ar, grass, 0, 0)] * 2 + [(ar, arable, 3, 3)] * 3,  # declared crop, grass behaviour
+        4: [(tg, grass, 0, 0)] * 4 + [(ar, arable, 5, 2)],  # ley of 4 years ploughed: allowed
+        5: [(tg, arable, 0, 4)] + [(tg, grass, 0, 0)] * 4,  # grass declared, harvest seen
+    }
+    for k, year in enumerate(range(2021, 2026)):
+        rows = [(pid, *plan[k][:1], "c", plan[k][1], plan[k][2], plan[k][3])
+                for pid, plan in plans.items()]  # fmt: skip
+        if year == 2023:
+            rows.append((9, ar, "c", arable, 2, 2))  # present in one year only
+        years[year] = year_table(rows)
+    lineage = pd.DataFrame(
+        [
+            (year, pid, pid if year > 2021 else None, "same", f"2021:{pid}")
+            for year in range(2021, 2026)
+            for pid in plans
+        ]
+        + [(2023, 9, None, "new", "2023:9")],
+        columns=["year", "parcel_id", "predecessor", "relation", "lineage"],
+    )
+    lineage["predecessor"] = lineage["predecessor"].astype("Int64")
+    history = parcel_history(years, lineage).set_index(["parcel_id", "year"])
+    assert history.loc[(1, 2025), "tg_5_years"]
+    assert not history.loc[(1, 2024), "tg_5_years"]
+    assert history.loc[(1, 2025), "cover_class"] == pg
+    assert history.loc[(2, 2023), "pg_ploughed"]
+    assert not history.loc[(2, 2024), "pg_ploughed"]  # the next year's tillage: not again
+    assert history.loc[(3, 2021), "class_contradiction"]
+    assert not history.loc[(3, 2023), "class_contradiction"]
+    assert not history.loc[(4, 2025), "pg_ploughed"]
+    assert not history[[f for f in ("tg_5_years", "pg_ploughed")]].loc[4].any().any()
+    assert history.loc[(5, 2021), "class_contradiction"]
+    assert history.loc[(9, 2023), "grass_years"] == 0
+    assert not history.loc[(9, 2023), ["tg_5_years", "pg_ploughed"]].any()
+    sequences = rotation_sequences(history.reset_index()).set_index("parcel_id")
+    assert sequences.loc[1, "first_year"] == 2021
+    assert sequences.loc[1, "flags"] == "tg_5_years:2025"
+    assert sequences.loc[2, "cover_classes"].startswith("permanent_grassland > ")
+    assert 9 not in sequences.index  # not in the last year
+
+
+# ------------------------------------------------------------------------------------------
+# End to end on a small two-year world
+
+SITE = "ma"
+
+
+@pytest.fixture(scope="module")
+def multi_year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, SynthWorld]]:
+    """Two declaration years imported; an MDB for the first year only."""
+    root = tmp_path_factory.mktemp("multiannual")
+    world = generate_world(
+        root / "world", parcels=50, years=2, window_km=1.3, sentinel1=False, s2_format="cog",
+        revisit_days=10, seed=5,
+    )  # fmt: skip
+    workspace = open_workspace(root / "home")
+    first = world.years[0]
+    with workspace.session() as session:
+        site = create_site(session, SITE, world.aoi)
+        create_season(
+            session, site, str(first), SeasonDates.parse(f"{first}-02-01", f"{first}-11-30")
+        )
+    for year in world.years:
+        import_lut(workspace, SITE, year, world.lut)
+        import_declarations(
+            workspace, SITE, year, world.declarations[year], parcel_id_cols=["PARCEL_ID"],
+            holding_id_cols=["HOLDING_ID"], crop_code_col="CROP_CODE",
+        )  # fmt: skip
+    with workspace.session() as session:
+        assert world.s2_dir is not None
+        ingest_products(session, get_site(session, SITE), [world.s2_dir])
+        season = get_season(session, get_site(session, SITE), str(first))
+        site_row = get_site(session, SITE)
+    mdb = get_processor("mdb")
+    mdb.run(
+        RunContext(workspace, site_row, season),
+        mdb.parse_parameters({"signals": ["NDVI", "NDTILL", "BSI"], "sar": False}),
+    )
+    yield workspace, world
+    workspace.dispose()
+
+
+def test_multiannual_processor(multi_year: tuple[Workspace, SynthWorld]) -> None:
+    workspace, world = multi_year
+    first, last = world.years
+    outcome = runner.invoke(
+        app,
+        ["--home", str(workspace.home), "run", "multiannual", SITE, "--years", f"{first}-{last}"],
+    )
+    assert outcome.exit_code == 0, outcome.output
+    folder = next(workspace.path("products").rglob("history.csv")).parent  # rich wraps paths
+    history = pd.read_csv(folder / "history.csv")
+    assert set(history["year"]) == {first, last}
+    counts = history.groupby("year").size()
+    assert counts[first] == world.parcel_counts[first]
+    assert counts[last] == world.parcel_counts[last]
+    # the second year has no season: declarations only, said in the report
+    assert history.loc[history["year"] == last, "observed_class"].eq(UNKNOWN).all()
+    assert history.loc[history["year"] == first, "observed_class"].ne(UNKNOWN).any()
+    report = (folder / "report.json").read_text(encoding="utf-8")
+    assert "declarations only" in report
+    links = pd.read_csv(folder / "links.csv")
+    assert {"same"} <= set(links["relation"])
+    figures = evaluate_multiannual(folder, world)
+    assert figures["ma_lpis_changes_linked"] == 1.0 or np.isnan(figures["ma_lpis_changes_linked"])
+    assert (folder / "sequences.csv").exists()
+    assert (folder / "flags.csv").exists()
+
+
+def test_multiannual_errors(multi_year: tuple[Workspace, SynthWorld]) -> None:
+    workspace, _world = multi_year
+    processor = get_processor("multiannual")
+    with workspace.session() as session:
+        site = get_site(session, SITE)
+    with pytest.raises(NotFoundError, match="2019"):
+        processor.run(
+            RunContext(workspace, site, None), processor.parse_parameters({"years": "2019-2020"})
+        )
+    with pytest.raises(ValueError, match="years"):
+        processor.parse_parameters({"years": "twenty"})
