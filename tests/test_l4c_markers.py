@@ -18,8 +18,6 @@ from capmon.processors.l4c.efa import (
     catch_crop_index,
     catch_crop_window,
     efa_markers,
-    fallow_index,
-    nfc_index,
 )
 from capmon.processors.l4c.estimate import (
     AMPLITUDE,
@@ -344,29 +342,21 @@ def test_catch_crop_index_rules() -> None:
     assert catch_crop_index(good, bare, None, start, False) == "NR"
 
 
-def test_nfc_and_fallow_rules() -> None:
-    start, end = date(2024, 5, 15), date(2024, 8, 15)
-    absent = EfaMarkers(FALSE, FALSE, TRUE, TRUE, TRUE)
-    present = EfaMarkers(TRUE, TRUE, TRUE, TRUE, TRUE)
-    assert nfc_index(absent, None, start, end, "BEL") == "WEAK"
-    assert nfc_index(absent, None, start, end, "ESP") == "POOR"
-    assert nfc_index(present, None, start, end, "BEL") == "MODERATE"
-    assert nfc_index(present, date(2024, 7, 1), start, end, "BEL") == "STRONG"
-    assert nfc_index(present, date(2024, 7, 1), start, end, "ROU") == "WEAK"
-    assert fallow_index(absent, None, start, end) == "STRONG"
-    assert fallow_index(present, None, start, end) == "MODERATE"
-    assert fallow_index(present, date(2024, 7, 1), start, end) == "WEAK"
-    assert fallow_index(present, date(2024, 9, 1), start, end) == "MODERATE"
-
-
-def test_efa_threshold_not_available_leaves_marker_na() -> None:
+def test_efa_threshold_not_available() -> None:
+    """-10000 for EFANDVITHR leaves M6 NA; for EFACOHCHANGE/VALUE M10 falls back to
+    COHTHRHIGH/COHTHRABS (TsaEfaAnalysisBase), so a 0.18 coherence jump is a loss."""
     weeks = catch_crop(True)
     harvest = harvest_markers(weeks, WINDOW, P)
     no_coherence = TsaParameters(efacohchange=None, efacohvalue=None, efandvithr=None)
-    markers = efa_markers(weeks, harvest, MONDAY + timedelta(weeks=15),
-                          MONDAY + timedelta(weeks=23), no_coherence)  # fmt: skip
-    assert markers.m10 == NA
+    p_start, p_end = MONDAY + timedelta(weeks=15), MONDAY + timedelta(weeks=23)
+    markers = efa_markers(weeks, harvest, p_start, p_end, no_coherence)
+    assert markers.m10 == TRUE
     assert markers.m6 == NA
+    jump = weeks.coh_change.copy()
+    jump[20] = 0.18
+    jumped = dataclasses.replace(weeks, coh_change=jump)
+    assert efa_markers(jumped, harvest, p_start, p_end, no_coherence).m10 == FALSE
+    assert efa_markers(jumped, harvest, p_start, p_end, P).m10 == TRUE  # 0.18 < 0.2
 
 
 def test_amplitude_loss_marks_m9_false() -> None:

@@ -113,6 +113,21 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in store.observations.iterdir()) == before
 
 
+def test_the_temporary_file_of_a_killed_write_is_never_read(tmp_path: Path) -> None:
+    """A process killed (SIGKILL) while writing leaves ``.<name>.<uuid>.tmp.parquet``: it is
+    not a product, and its rows are not in queries or compaction."""
+    store = _store(tmp_path)
+    rows = len(open_mdb(store.root).timeseries())
+    product = store.product_path("S2A_20240503")
+    leftover = product.with_name(f".S2A_20240513.0123abcd.tmp{product.suffix}")
+    leftover.write_bytes(product.read_bytes())  # a complete-looking file under the temp name
+    assert not store.has_product("S2A_20240513")
+    assert all(not name.startswith(".") for name in store.products())
+    assert len(open_mdb(store.root).timeseries()) == rows
+    store.compact()
+    assert len(open_mdb(store.root).timeseries()) == rows
+
+
 def test_manifest_protects_an_mdb_from_other_settings(tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.initialise(MANIFEST)  # same settings: fine

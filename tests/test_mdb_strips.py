@@ -17,7 +17,15 @@ from pyproj import CRS
 
 from capmon.errors import InputError
 from capmon.mdb.stats import STATISTICS, ParcelPixels, ParcelStatistics, parcel_statistics
-from capmon.mdb.strips import RowBuffer, StripGroup, plan_statistics, plan_strips, stream_strips
+from capmon.mdb.strips import (
+    RowBuffer,
+    StripGroup,
+    StripJob,
+    plan_statistics,
+    plan_strips,
+    stream_jobs,
+    stream_strips,
+)
 from capmon.sources.raster import BandFiles, BandSource, Calibration
 
 UTM31 = CRS.from_epsg(32631)
@@ -256,3 +264,46 @@ def test_a_product_streamed_in_strips_equals_the_whole_product(tmp_path: Path) -
     assert len(tables[10_000]) > 50
     for strip_rows in (7, 1):
         assert tables[strip_rows].equals(tables[10_000])
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_a_failing_product_does_not_stop_the_next_ones(prefetch: bool) -> None:
+    rng = np.random.default_rng(4)
+    shape = (40, 12)
+    pixels = _random_pixels(rng, shape, 10)
+    band = rng.normal(size=shape).astype(np.float32)
+    valid = np.ones(shape, dtype=bool)
+    plan = plan_strips(pixels, 8)
+    measured: dict[str, list[ParcelStatistics]] = {"a": [], "b": [], "c": []}
+
+    def job(name: str, fail_read_at: int | None = None, fail_measure: bool = False) -> StripJob:
+        def read(start: int, stop: int) -> RowBuffer:
+            if start == fail_read_at:
+                raise InputError(f"product {name}: strip {start} is corrupt")
+            return RowBuffer(start, stop, {"band": band[start:stop], "valid": valid[start:stop]})
+
+        def measure(rows: RowBuffer, group: StripGroup) -> None:
+            if fail_measure:
+                raise InputError(f"product {name}: cannot measure")
+            values = np.asarray(rows.layers["band"], dtype=np.float32)
+            measured[name].append(parcel_statistics(group.pixels, values, segment=group.segment))
+
+        return StripJob(plan, read, measure)
+
+    jobs: list[StripJob | BaseException | None] = [
+        job("a", fail_read_at=16),
+        InputError("product p: cannot be opened"),
+        job("b", fail_measure=True),
+        None,
+        job("c"),
+    ]
+    outcomes = list(stream_jobs(jobs, prefetch=prefetch))
+    assert [str(o) if o else None for o in outcomes] == [
+        "product a: strip 16 is corrupt",
+        "product p: cannot be opened",
+        "product b: cannot measure",
+        None,
+        None,
+    ]
+    whole = parcel_statistics(pixels, band)
+    np.testing.assert_array_equal(plan_statistics(plan, measured["c"]).mean, whole.mean)

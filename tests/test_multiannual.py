@@ -16,7 +16,8 @@ from capmon.cli.main import app
 from capmon.errors import CRSError, InputError, NotFoundError
 from capmon.parcels import import_declarations, import_lut
 from capmon.processors import RunContext, get_processor
-from capmon.processors.multiannual.evaluate import evaluate_multiannual
+from capmon.processors.baresoil.detect import BARE, NO_DATA, VEG
+from capmon.processors.multiannual.evaluate import evaluate_multiannual, ploughing_cases
 from capmon.processors.multiannual.history import (
     ARABLE,
     GRASSLAND,
@@ -26,6 +27,7 @@ from capmon.processors.multiannual.history import (
     declared_classes,
     parcel_history,
     rotation_sequences,
+    season_behaviour,
 )
 from capmon.processors.multiannual.link import common_crs, lineages, link_years
 from capmon.processors.multiannual.processor import parse_years
@@ -205,6 +207,105 @@ def test_rules_on_hand_made_histories() -> None:
     assert sequences.loc[1, "flags"] == "tg_5_years:2025"
     assert sequences.loc[2, "cover_classes"].startswith("permanent_grassland > ")
     assert 9 not in sequences.index  # not in the last year
+
+
+def dekad_status(series: dict[int, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bare-soil pipeline tables from per-parcel strings of dekads from 1 February: ``B`` bare,
+    ``-`` no data, a digit ``d``: vegetation with NDVI d/10."""
+    status_rows, observation_rows = [], []
+    for pid, text in series.items():
+        for k, code in enumerate(text):
+            dekad = pd.Timestamp("2024-02-01") + pd.DateOffset(days=10 * k)
+            state = {"B": BARE, "-": NO_DATA}.get(code, VEG)
+            ndvi = 0.12 if code == "B" else (np.nan if code == "-" else int(code) / 10 + 0.05)
+            status_rows.append((pid, dekad, state, ndvi))
+            if code != "-":
+                observation_rows.append((pid, dekad, ndvi))
+    status = pd.DataFrame(status_rows, columns=["parcel_id", "dekad", "status", "NDVI"])
+    observations = pd.DataFrame(observation_rows, columns=["parcel_id", "date", "NDVI"])
+    return status, observations
+
+
+def test_harvest_residue_follows_a_green_canopy() -> None:
+    status, observations = dekad_status(
+        {
+            1: "7717777877787777777",  # meadow with one snow dip: grassland
+            2: "1111BBB25788888888",  # stubble, ploughing, a ley sown in spring: no harvest
+            3: "7777777777777BBB22",  # grassland ploughed in autumn, the new crop emerging
+            4: "56788888641111BB22",  # a cereal ripening and harvested: a harvest phase
+            5: "7777-2-777777777777",  # one low dekad between cloudy ones: no harvest
+            6: "1111222",  # never green: not grassland
+        }
+    )
+    table = season_behaviour(status, observations, [1, 2, 3, 4, 5, 6, 7]).set_index("parcel_id")
+    residue = table["residue_dekads"].to_dict()
+    assert residue == {1: 1, 2: 0, 3: 0, 4: 4, 5: 1, 6: 0, 7: 0}
+    assert table["observed_class"].to_dict() == {
+        1: GRASSLAND, 2: ARABLE, 3: ARABLE, 4: ARABLE, 5: GRASSLAND, 6: UNKNOWN, 7: UNKNOWN,
+    }  # fmt: skip
+    assert table.loc[4, "bare_dekads"] == 2
+    assert table.loc[4, "first_bare"] == pd.Timestamp("2024-02-01") + pd.DateOffset(days=140)
+    # a declared ley with last year's stubble before its sowing is not a harvested crop
+    years = {
+        2024: year_table(
+            [
+                (2, TEMPORARY_GRASSLAND, "63", ARABLE, 3, residue[2]),
+                (4, TEMPORARY_GRASSLAND, "63", ARABLE, 2, residue[4]),
+            ]
+        )
+    }
+    lineage = pd.DataFrame(
+        {"year": 2024, "parcel_id": [2, 4], "predecessor": pd.array([None, None], "Int64"),
+         "relation": "first", "lineage": ["2024:2", "2024:4"]}
+    )  # fmt: skip
+    history = parcel_history(years, lineage).set_index("parcel_id")
+    assert history["class_contradiction"].to_dict() == {2: False, 4: True}
+
+
+def truth_rows(rows: list[tuple[str, int, int, int, str, int, float, str]]) -> pd.DataFrame:
+    """(parcel, year, true crop, declared crop, cover class, previous crop, area, parents)."""
+    return pd.DataFrame(
+        rows,
+        columns=["parcel_id", "year", "true_crop_code", "declared_crop_code", "cover_class",
+                 "previous_crop_code", "area_ha", "parents"],
+    )  # fmt: skip
+
+
+def test_ploughing_cases_of_merged_parcels_and_declared_grassland() -> None:
+    pg, ar, tg = "permanent_grassland", "arable", "temporary_grassland"
+    truth = truth_rows(
+        [
+            ("A", 2022, 311, 311, ar, 311, 2.0, ""),  # the first parent: arable
+            ("B", 2022, 60, 60, pg, 60, 5.0, ""),  # the larger parent: permanent grassland
+            ("AB", 2023, 201, 201, ar, 60, 7.0, "A;B"),  # merged, a spring crop
+            ("C", 2022, 311, 311, ar, 311, 2.0, ""),
+            ("D", 2022, 60, 60, pg, 60, 5.0, ""),
+            ("CD", 2023, 311, 311, ar, 60, 7.0, "C;D"),  # merged, wheat sown on C in 2022
+            ("E", 2022, 60, 60, pg, 60, 5.0, ""),  # the larger first parent
+            ("F", 2022, 311, 311, ar, 311, 2.0, ""),
+            ("EF", 2023, 201, 201, ar, 60, 7.0, "E;F"),
+            ("L", 2022, 63, 63, tg, 63, 3.0, ""),  # a ley declared as permanent grassland
+            ("L", 2023, 63, 60, tg, 63, 3.0, ""),
+            ("L", 2024, 311, 311, ar, 63, 3.0, ""),
+        ]
+    )
+    events = pd.DataFrame(
+        [
+            ("AB", 2023, "2023-04-10", "ploughing", 201, "main"),
+            ("CD", 2023, "2022-10-05", "ploughing", 311, "main"),  # on C's land only
+            ("EF", 2023, "2023-04-12", "ploughing", 201, "main"),
+            ("L", 2024, "2023-10-02", "ploughing", 311, "main"),
+        ],
+        columns=["parcel_id", "year", "date", "event", "crop_code", "part"],
+    )
+    found = ploughing_cases(truth, events, 2022, 2024)
+    # the larger parent's grassland is ploughed, whichever parent comes first
+    assert set(found.keys) == {("AB", 2023), ("CD", 2023), ("EF", 2023)}
+    assert ("CD", 2023) in found.accepted
+    assert ("CD", 2022) not in found.accepted
+    assert ("B", 2023) in found.accepted
+    # the ley declared as permanent grassland: a real ploughing, not a grassland case
+    assert found.declared_permanent == {("L", 2023)}
 
 
 # ------------------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from typer import Typer
 from typer.testing import CliRunner
 
 from capmon.errors import InputError
-from capmon.synth import SynthWorld, WorldModel, build_world_model, generate_world
+from capmon.synth import SynthWorld, WorldModel, build_world_model, generate_world, truth
 from capmon.synth.crops import CROPS, LUT_COLUMNS, CoverClass
+from capmon.synth.management import ParcelSeason
 from capmon.synth.render import N_BACKGROUND, cumulative_change, render_coherence, render_s2
 from capmon.synth.sar import coherence, sigma0
 from capmon.synth.sen4cap_files import PRACTICE_COLUMNS, practice_rows
@@ -227,8 +228,13 @@ def test_practice_csv_lists_a_catch_crop_that_is_missing(model: WorldModel) -> N
     assert all(r["PRACTICE"] == "CatchCrop" for r in rows)
 
 
-def test_multi_year_lpis_changes_and_rotations() -> None:
-    world = build_world_model(parcels=400, years=3, window_km=3.6, seed=5, sentinel1=False)
+@pytest.fixture(scope="module")
+def three_years() -> WorldModel:
+    return build_world_model(parcels=400, years=3, window_km=3.6, seed=5, sentinel1=False)
+
+
+def test_multi_year_lpis_changes_and_rotations(three_years: WorldModel) -> None:
+    world = three_years
     ids = [{s.parcel.parcel_id for s in ym.seasons} for ym in world.years]
     changed = [s for ym in world.years[1:] for s in ym.seasons if s.parcel.change]
     assert {s.parcel.change for s in changed} == {"split", "merged"}
@@ -248,6 +254,57 @@ def test_multi_year_lpis_changes_and_rotations() -> None:
         s for ym in world.years for s in ym.seasons if s.crop.code == 63 and s.plan.grass_age >= 5
     ]
     assert all(s.plan.cover_class is CoverClass.PERMANENT_GRASSLAND for s in old_leys)
+
+
+def test_truth_of_merged_and_vanishing_parcels(three_years: WorldModel) -> None:
+    """A merged parcel's truth history is its larger parent's land (the simulation gives it
+    the first parent's crops); a parcel not declared the next year keeps its autumn events."""
+    by_year = [ym.seasons for ym in three_years.years]
+    land = truth.land_history(by_year)
+    before: dict[str, ParcelSeason] = {}
+    other_parent = 0
+    for seasons in by_year:
+        for season in seasons:
+            key = (season.parcel.parcel_id, season.year)
+            if season.parcel.change == "merged":
+                parents = [before[p] for p in season.parcel.parents]
+                larger = max(parents, key=lambda p: p.parcel.area_ha)
+                assert land[key].previous_crop_code == larger.crop.code
+                grass = season.crop.is_grass and larger.crop.is_grass
+                if grass:
+                    assert (
+                        land[key].grassland_age
+                        == land[(larger.parcel.parcel_id, larger.year)].grassland_age + 1
+                    )
+                other_parent += larger is not parents[0] and larger.crop is not parents[0].crop
+            elif season.parcel.parcel_id in before:  # the parcel's own land
+                assert land[key].previous_crop_code == season.previous_crop.code
+            if season.year == three_years.first_year:
+                assert land[key].grassland_age == season.plan.grass_age
+                assert land[key].cover_class == season.plan.cover_class.value
+        before = {s.parcel.parcel_id: s for s in seasons}
+    assert other_parent > 0
+    merged = next(s for s in by_year[1] if s.parcel.change == "merged")
+    table = truth.parcels_table(by_year[1], [1] * len(by_year[1]), land).set_index("parcel_id")
+    assert table.loc[merged.parcel.parcel_id, "previous_crop_code"] == (
+        land[(merged.parcel.parcel_id, merged.year)].previous_crop_code
+    )
+    events = truth.events_table(by_year)
+    listed = set(
+        zip(events["parcel_id"], events["year"], events["date"], events["event"], strict=True)
+    )
+    declared = {(s.parcel.parcel_id, s.year) for seasons in by_year for s in seasons}
+    autumn = 0
+    for season in by_year[0] + by_year[1]:
+        if (season.parcel.parcel_id, season.year + 1) in declared:
+            continue
+        for event in season.history[-1].events:
+            next_year = event.kind.exported and event.year == season.year + 1
+            if next_year and event.day <= date(season.year, 12, 31):
+                autumn += 1
+                row = (season.parcel.parcel_id, event.year, event.day.isoformat(), event.kind.value)
+                assert row in listed
+    assert autumn > 0
 
 
 def test_wrong_declarations_fraction() -> None:

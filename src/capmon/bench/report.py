@@ -38,7 +38,7 @@ def _note(name: str, figures: dict[str, Any]) -> str:
         )
     if name == "capmon_next_date":
         return (
-            f"median of {figures['dates']}, {figures['strip_rows']}-row strips: stats "
+            f"{figures['dates']} dates in a row, {figures['strip_rows']}-row strips: stats "
             f"{figures['statistics_seconds']:.2f} overlapped with decoding"
         )
     if name == "exactextract_in_memory":

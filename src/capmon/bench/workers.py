@@ -27,10 +27,11 @@ from capmon.mdb.stats import ParcelPixels, ParcelStatistics, parcel_statistics
 from capmon.mdb.strips import (
     RowBuffer,
     StripGroup,
+    StripJob,
     StripPlan,
     plan_statistics,
     plan_strips,
-    stream_strips,
+    stream_jobs,
 )
 
 Figures = dict[str, Any]
@@ -95,12 +96,12 @@ def _grid(path: str) -> PixelGrid:
         return PixelGrid(src.crs, src.transform, src.width, src.height)
 
 
-def _streamed(plan: StripPlan, band_path: str, threads: str) -> tuple[ParcelStatistics, Figures]:
-    """The engine's path: the band read strip by strip in a second thread (file kept open),
-    statistics of each group of parcels as soon as its rows are read."""
+def _band_job(plan: StripPlan, band_path: str, threads: str) -> tuple[StripJob, Figures]:
+    """The engine's path for one band file: read strip by strip (file kept open in the reading
+    thread), statistics of each group of parcels as soon as its rows are read."""
     dataset: Any = None
     parts: list[ParcelStatistics] = []
-    measuring = [0.0]
+    figures: Figures = {"measure_seconds": 0.0, "parts": parts}
 
     @contextmanager
     def opened() -> Iterator[None]:
@@ -117,13 +118,25 @@ def _streamed(plan: StripPlan, band_path: str, threads: str) -> tuple[ParcelStat
         started = time.perf_counter()
         band: npt.NDArray[np.uint16] = np.asarray(rows.layers["band"])
         parts.append(parcel_statistics(group.pixels, band, segment=group.segment))
-        measuring[0] += time.perf_counter() - started
+        figures["measure_seconds"] += time.perf_counter() - started
 
+    return StripJob(plan, read, measure, opened), figures
+
+
+def _streamed(
+    plan: StripPlan, band_paths: list[str], threads: str
+) -> tuple[list[ParcelStatistics], Figures]:
+    """Stream the bands one after the other (as a season's products are: the next one is
+    decoded while the last parcels of the current one are measured)."""
+    prepared = [_band_job(plan, path, threads) for path in band_paths]
     started = time.perf_counter()
-    stream_strips(plan, read, measure, opened=opened)
+    for outcome in stream_jobs([job for job, _figures in prepared]):
+        if outcome is not None:
+            raise outcome
     total = time.perf_counter() - started
-    stats = plan_statistics(plan, parts)
-    return stats, {"seconds": total, "measure_seconds": measuring[0]}
+    stats = [plan_statistics(plan, figures["parts"]) for _job, figures in prepared]
+    measure = sum(figures["measure_seconds"] for _job, figures in prepared)
+    return stats, {"seconds": total, "measure_seconds": measure}
 
 
 def capmon_first_date(
@@ -147,7 +160,7 @@ def capmon_first_date(
     plan = plan_strips(pixels)
     del pixels
     planned = time.perf_counter()
-    stats, streamed = _streamed(plan, band_path, threads)
+    (stats,), streamed = _streamed(plan, [band_path], threads)
     done = time.perf_counter()
     peak = peak_rss_bytes()
     _statistics_frame(stats).to_parquet(out)
@@ -165,7 +178,8 @@ def capmon_first_date(
 
 
 def capmon_next_dates(cache: str, band_paths: list[str], threads: str) -> Figures:
-    """Each further date: stream the band through the cached pixels' strip plan."""
+    """Further dates: the bands streamed one after the other through the cached pixels' strip
+    plan, as a season's products are; seconds per date = total / dates."""
     started = time.perf_counter()
     with np.load(cache) as stored:
         pixels = ParcelPixels(
@@ -177,16 +191,11 @@ def capmon_next_dates(cache: str, band_paths: list[str], threads: str) -> Figure
     plan = plan_strips(pixels)
     del pixels
     load = time.perf_counter() - started
-    totals: list[float] = []
-    measures: list[float] = []
-    for path in band_paths:
-        _stats, figures = _streamed(plan, path, threads)
-        totals.append(figures["seconds"])
-        measures.append(figures["measure_seconds"])
+    _stats, figures = _streamed(plan, band_paths, threads)
+    dates = len(band_paths)
     return {
-        "seconds": statistics.median(totals),
-        "runs": totals,
-        "statistics_seconds": statistics.median(measures),
+        "seconds": figures["seconds"] / dates,
+        "statistics_seconds": figures["measure_seconds"] / dates,
         "load_pixel_cache_seconds": load,
         "dates": len(band_paths),
         "strip_rows": plan.strip_rows,

@@ -276,3 +276,45 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     sites: Mapped[list[int]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SeasonLock(Base):
+    """The run that currently writes a season's MDB and products (one row per season).
+
+    ``owner`` is unique per run (host, pid and a random token); the owner refreshes
+    ``heartbeat_at`` while it works, so a lock left by a killed run is recognised as stale (its
+    pid is gone on this host, or its heartbeat is old) and taken over.
+    """
+
+    __tablename__ = "season_lock"
+
+    season_id: Mapped[int] = mapped_column(
+        ForeignKey("season.id", ondelete="CASCADE"), primary_key=True
+    )
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str] = mapped_column(String(128))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ScheduledTask(Base):
+    """A per-site (``season_id`` null) or per-season override of a processor's default schedule
+    and parameters (Sen4CAP ``scheduled_task``); ``enabled`` false leaves it out of season runs."""
+
+    __tablename__ = "scheduled_task"
+    __table_args__ = (UniqueConstraint("site_id", "season_id", "processor"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    season_id: Mapped[int | None] = mapped_column(
+        ForeignKey("season.id", ondelete="CASCADE"), nullable=True
+    )
+    processor: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    first: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    offset_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    every_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -11,6 +11,7 @@ from capmon import __version__
 from capmon.cli import bench, calibrate, declarations, demo, lut, mdb, products, sites, synth
 from capmon.cli import evaluate as evaluate_cli
 from capmon.cli.common import CliState
+from capmon.cli.orchestration import register as register_orchestration
 from capmon.cli.practices import practices_app
 from capmon.cli.processors import register_processor_commands
 
@@ -74,6 +75,7 @@ app.add_typer(evaluate_cli.eval_app, name="eval")
 app.add_typer(practices_app, name="practices")
 register_processor_commands(app)
 demo.register(app)
+register_orchestration(app, sites.season_app)
 
 
 def main() -> None:

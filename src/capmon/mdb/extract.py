@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -43,10 +43,11 @@ from capmon.mdb.strips import (
     DEFAULT_STRIP_ROWS,
     RowBuffer,
     StripGroup,
+    StripJob,
     StripPlan,
     plan_statistics,
     plan_strips,
-    stream_strips,
+    stream_jobs,
 )
 from capmon.signals.bands import sensor_family
 from capmon.signals.biophysical import ViewingAngles
@@ -235,28 +236,56 @@ def extract_products(
     *,
     site_tiles: Sequence[str] = (),
     progress: Progress | None = None,
+    cache: ParcelPixelCache | None = None,
+    homes: dict[str, set[int]] | None = None,
 ) -> ExtractionReport:
-    """Extract every product not stored yet; a bad product is reported and the others go on."""
+    """Extract every product not stored yet; a bad product is reported and the others go on.
+
+    ``cache`` and ``homes`` (the parcels' pixels and :func:`home_tiles`) may be given by a
+    caller that extracts one product at a time (the orchestrator's workers) to reuse them.
+    """
     started = time.perf_counter()
     report = ExtractionReport()
-    cache = ParcelPixelCache(parcels, store.root / "pixels")
-    homes = home_tiles(parcels, site_tiles) if site_tiles else {}
-    all_ids = parcels["NewID"].to_numpy().astype(np.int64)
+    if cache is None:
+        cache = ParcelPixelCache(parcels, store.root / "pixels")
+    if homes is None:
+        homes = home_tiles(parcels, site_tiles) if site_tiles else {}
     # One grid after the other, so that the pixel cache is reused for every date of a grid.
     ordered = sorted(readers, key=lambda r: (r.info.tile or "", _family(r.info), r.info.name))
+    todo = []
     for reader in ordered:
+        if store.has_product(reader.info.name):
+            report.already_done.append(reader.info.name)
+        else:
+            todo.append(reader)
+    prepared: list[_Prepared | None] = []
+
+    def jobs() -> Iterator[StripJob | BaseException | None]:
+        # runs in the reading thread, one product ahead of the measuring
+        for reader in todo:
+            try:
+                preparation = _prepare(reader, cache, settings, homes)
+            except CapmonError as exc:
+                prepared.append(None)
+                yield exc
+                continue
+            prepared.append(preparation)
+            yield preparation.job
+
+    outcomes = stream_jobs(jobs(), prefetch=settings.prefetch)
+    for index, (reader, outcome) in enumerate(zip(todo, outcomes, strict=False)):
         info = reader.info
         if progress is not None:
             progress(info.name)
-        if store.has_product(info.name):
-            report.already_done.append(info.name)
+        if outcome is not None:
+            if not isinstance(outcome, CapmonError):
+                raise outcome
+            logger.warning("product %s not extracted: %s", info.name, outcome)
+            report.failed.append((info.name, str(outcome)))
             continue
-        try:
-            tables, rows = _extract_one(reader, cache, settings, homes, all_ids)
-        except CapmonError as exc:
-            logger.warning("product %s not extracted: %s", info.name, exc)
-            report.failed.append((info.name, str(exc)))
-            continue
+        preparation = prepared[index]
+        assert preparation is not None
+        tables, rows = preparation.finish()
         store.write_product(info.name, tables)
         if rows == 0:
             reason = "no parcel has enough valid pixels (clouds, or outside the parcels)"
@@ -285,38 +314,50 @@ def _acquisition(info: ProductInfo) -> Acquisition:
     )
 
 
-def _extract_one(
+@dataclass
+class _Prepared:
+    """A product ready to stream (``job``; None when there is nothing to stream) and how to
+    turn what was measured into MDB tables."""
+
+    job: StripJob | None
+    finish: Callable[[], tuple[list[object], int]]
+
+
+def _prepare(
     reader: ProductReader,
     cache: ParcelPixelCache,
     settings: ExtractionSettings,
     homes: dict[str, set[int]],
-    all_ids: npt.NDArray[np.int64],
-) -> tuple[list[object], int]:
+) -> _Prepared:
     info = reader.info
     if info.product_type in (ProductType.S1_AMP, ProductType.S1_COHE):
         if not settings.sar:
-            return [], 0
+            return _Prepared(None, lambda: ([], 0))
         if settings.s1_tile_grids and homes:
-            return _extract_on_tile_grids(reader, cache, settings, homes)
+            done = _extract_on_tile_grids(reader, cache, settings, homes)
+            return _Prepared(None, lambda: done)
         grid, buffer_m = reader.grid(), settings.sar_buffer_m
         read, measure, parts = _sar_strips(reader)
     else:
         grid, buffer_m = reader.grid(settings.optical_resolution), settings.optical_buffer_m
         read, measure, parts = _optical_strips(reader, settings)
     plan = cache.plan(grid, buffer_m, settings.strip_rows)
-    stream_strips(plan, read, measure, opened=reader.kept_open, prefetch=settings.prefetch)
-    acquisition = _acquisition(info)
-    allowed = _allowed(info.tile, homes, plan.parcel_ids[plan.restore])
-    tables: list[object] = []
-    rows = 0
-    for name, measured in parts.items():
-        stats = plan_statistics(plan, measured)
-        keep = stats.kept(settings.min_count, settings.min_valid_fraction)
-        if allowed is not None:
-            keep &= allowed
-        rows += int(keep.sum())
-        tables.append(statistics_table(acquisition, name, stats, keep))
-    return tables, rows
+
+    def finish() -> tuple[list[object], int]:
+        acquisition = _acquisition(info)
+        allowed = _allowed(info.tile, homes, plan.parcel_ids[plan.restore])
+        tables: list[object] = []
+        rows = 0
+        for name, measured in parts.items():
+            stats = plan_statistics(plan, measured)
+            keep = stats.kept(settings.min_count, settings.min_valid_fraction)
+            if allowed is not None:
+                keep &= allowed
+            rows += int(keep.sum())
+            tables.append(statistics_table(acquisition, name, stats, keep))
+        return tables, rows
+
+    return _Prepared(StripJob(plan, read, measure, reader.kept_open), finish)
 
 
 def _allowed(

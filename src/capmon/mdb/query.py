@@ -21,6 +21,7 @@ from capmon.mdb.store import (
     OBSERVATIONS,
     STATISTIC_COLUMNS,
     MdbManifest,
+    parquet_files,
     read_compaction,
     read_manifest,
     write_mdb_table,
@@ -66,10 +67,8 @@ class MarkersDatabase:
         else:
             files = compaction.bucket_files(self.root, parcel_ids)
         done = set(compaction.products)
-        files += [
-            f for f in sorted((self.root / OBSERVATIONS).glob("*.parquet")) if f.stem not in done
-        ]
-        files += sorted((self.root / DERIVED).glob("*.parquet"))
+        files += [f for f in parquet_files(self.root / OBSERVATIONS) if f.stem not in done]
+        files += parquet_files(self.root / DERIVED)
         return [str(f) for f in files]
 
     def duckdb(

@@ -133,6 +133,14 @@ def product_file_name(product_id: str) -> str:
     return _SAFE_NAME.sub("_", product_id) + ".parquet"
 
 
+def parquet_files(folder: Path) -> list[Path]:
+    """The complete Parquet files of ``folder``, sorted: temporary files of interrupted writes
+    (``.<name>.<uuid>.tmp.parquet``, see :func:`capmon.workspace.atomic_path`) are not rows."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+
+
 class MdbStore:
     """Writes and lists the per-product files of one MDB folder."""
 
@@ -168,11 +176,7 @@ class MdbStore:
 
     def products(self) -> list[str]:
         """The stems of the stored products' files, compacted ones included."""
-        own = (
-            {p.stem for p in self.observations.glob("*.parquet")}
-            if self.observations.exists()
-            else set()
-        )
+        own = {p.stem for p in parquet_files(self.observations)}
         return sorted(own | set(read_compaction(self.root).products))
 
     def compact(self, bucket_parcels: int = BUCKET_PARCELS) -> Compaction:
@@ -186,11 +190,7 @@ class MdbStore:
         if bucket_parcels < 1:
             raise InputError(f"bucket_parcels must be >= 1, not {bucket_parcels}")
         previous = read_compaction(self.root)
-        pending = [
-            p
-            for p in sorted(self.observations.glob("*.parquet"))
-            if p.stem not in previous.products
-        ]
+        pending = [p for p in parquet_files(self.observations) if p.stem not in previous.products]
         if not pending and previous.bucket_parcels == bucket_parcels:
             return previous
         sources = [self.root / f for f in previous.files] + pending

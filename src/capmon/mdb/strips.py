@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 
@@ -154,7 +154,158 @@ class RowBuffer:
 
 ReadStrip = Callable[[int, int], RowBuffer]
 Measure = Callable[[RowBuffer, StripGroup], None]
-_DONE = object()
+
+
+@dataclass(frozen=True)
+class StripJob:
+    """One product to stream: its plan, how to read a strip, how to measure a group, and the
+    context in which its files stay open."""
+
+    plan: StripPlan
+    read: ReadStrip
+    measure: Measure
+    opened: Callable[[], AbstractContextManager[object]] = nullcontext
+
+
+JobSource = Iterable[StripJob | BaseException | None]
+"""Jobs in order; an exception stands for a product that could not be prepared, None for one
+with nothing to stream."""
+
+
+class _Measuring:
+    """The rows kept between strips of one job, and the next strip expected."""
+
+    def __init__(self, job: StripJob) -> None:
+        self.job = job
+        self.expected = list(job.plan.strips())
+        self.index = 0
+        self.buffer = RowBuffer(0, 0, {})
+
+    def add(self, strip: RowBuffer) -> None:
+        plan = self.job.plan
+        start, stop = self.expected[self.index]
+        if (strip.start, strip.stop) != (start, stop):
+            raise InputError(f"asked for rows {start}:{stop}, got {strip.start}:{strip.stop}")
+        buffer = self.buffer.extended(strip)
+        group = plan.groups[self.index]
+        if len(group.pixels.parcel_ids):
+            self.job.measure(buffer.rows(group.first_row, group.end_row), group)
+        keep = min(plan.keep_from[self.index], buffer.stop)
+        buffer = buffer.rows(keep, buffer.stop)
+        self.buffer = buffer if buffer.start < buffer.stop else RowBuffer(keep, keep, {})
+        self.index += 1
+
+
+def _read_all(job: StripJob) -> Iterator[RowBuffer]:
+    with job.opened():
+        for start, stop in job.plan.strips():
+            yield job.read(start, stop)
+
+
+def stream_jobs(jobs: JobSource, *, prefetch: bool = True) -> Iterator[BaseException | None]:
+    """Stream each job's strips through its ``measure`` and yield, job by job and in order,
+    None when all its groups are measured or the exception that stopped it (the others go on).
+
+    With ``prefetch``, one thread takes the jobs from ``jobs`` and reads their strips, one strip
+    ahead of the measuring thread and across products: the first strip of the next product is
+    decoded while the last groups of the current one are measured. Files are opened, read and
+    closed in that thread (GDAL environments are per thread). ``jobs`` is consumed in that
+    thread too, so preparing a job (e.g. the parcels' pixels on a new grid) overlaps the
+    measuring of the previous one.
+    """
+    if not prefetch:
+        yield from _stream_inline(jobs)
+        return
+    items: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=1)
+    stop_reading = threading.Event()
+
+    def put(kind: str, value: object) -> bool:
+        while not stop_reading.is_set():
+            try:
+                items.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    skipped = [-1]  # the index of a job whose measuring failed: its other strips are not read
+
+    def produce() -> None:
+        try:
+            for index, job in enumerate(jobs):
+                if not isinstance(job, StripJob):
+                    if not put("result", job):
+                        return
+                    continue
+                if not put("job", job):
+                    return
+                try:
+                    for strip in _read_all(job):
+                        if skipped[0] == index or not put("strip", strip):
+                            break
+                except Exception as exc:  # this product failed; the next ones go on
+                    if not put("result", exc):
+                        return
+                    continue
+                if not put("result", None):
+                    return
+        except BaseException as exc:  # the job source itself failed: the stream stops
+            put("fatal", exc)
+            return
+        put("end", None)
+
+    reader = threading.Thread(target=produce, name="capmon-strips", daemon=True)
+    reader.start()
+    try:
+        measuring: _Measuring | None = None
+        failure: BaseException | None = None
+        current = -1
+        while True:
+            kind, value = items.get()
+            if kind == "end":
+                return
+            if kind == "fatal":
+                assert isinstance(value, BaseException)
+                raise value
+            if kind == "job":
+                assert isinstance(value, StripJob)
+                measuring, failure = _Measuring(value), None
+            elif kind == "strip":
+                assert isinstance(value, RowBuffer)
+                assert measuring is not None
+                if failure is None:
+                    try:
+                        measuring.add(value)
+                    except Exception as exc:  # measured no further; its strips are dropped
+                        failure = exc
+                        skipped[0] = current + 1
+            else:  # "result"
+                current += 1
+                outcome = failure if failure is not None else value
+                assert outcome is None or isinstance(outcome, BaseException)
+                measuring, failure = None, None
+                yield outcome
+    finally:
+        stop_reading.set()
+        while reader.is_alive():  # unblock a producer waiting on a full queue
+            with suppress(queue.Empty):
+                items.get(timeout=0.1)
+        reader.join()
+
+
+def _stream_inline(jobs: JobSource) -> Iterator[BaseException | None]:
+    for job in jobs:
+        if not isinstance(job, StripJob):
+            yield job
+            continue
+        try:
+            measuring = _Measuring(job)
+            for strip in _read_all(job):
+                measuring.add(strip)
+        except Exception as exc:
+            yield exc
+            continue
+        yield None
 
 
 def stream_strips(
@@ -165,76 +316,12 @@ def stream_strips(
     opened: Callable[[], AbstractContextManager[object]] = nullcontext,
     prefetch: bool = True,
 ) -> None:
-    """Read the strips of ``plan`` with ``read(start, stop)`` and call ``measure(rows, group)``
-    for each group of parcels, on the rows it needs, as soon as they are read.
-
-    ``opened()`` is entered around all the reads (files kept open). With ``prefetch`` and more
-    than one strip, the reads run in a second thread, one strip ahead of ``measure``; files are
-    opened, read and closed in that thread (GDAL environments are per thread).
-    """
-    if not prefetch or plan.shape[0] <= plan.strip_rows:  # one strip: nothing to overlap
-        with opened():
-            _measure_all(plan, (read(start, stop) for start, stop in plan.strips()), measure)
-        return
-    strips: queue.Queue[object] = queue.Queue(maxsize=1)
-    stop_reading = threading.Event()
-
-    def produce() -> None:
-        try:
-            with opened():
-                for start, stop in plan.strips():
-                    strip = read(start, stop)
-                    while not stop_reading.is_set():
-                        try:
-                            strips.put(strip, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop_reading.is_set():
-                        return
-        except BaseException as exc:  # handed to the measuring thread, which raises it
-            strips.put(exc)
-            return
-        strips.put(_DONE)
-
-    def consume() -> Iterator[RowBuffer]:
-        while True:
-            got = strips.get()
-            if got is _DONE:
-                return
-            if isinstance(got, BaseException):
-                raise got
-            assert isinstance(got, RowBuffer)
-            yield got
-
-    reader = threading.Thread(target=produce, name="capmon-strips", daemon=True)
-    reader.start()
-    try:
-        _measure_all(plan, consume(), measure)
-    finally:
-        stop_reading.set()
-        while reader.is_alive():  # unblock a producer waiting on a full queue
-            with suppress(queue.Empty):
-                strips.get(timeout=0.1)
-        reader.join()
-
-
-def _measure_all(plan: StripPlan, strips: Iterator[RowBuffer], measure: Measure) -> None:
-    buffer = RowBuffer(0, 0, {})
-    expected = list(plan.strips())
-    for index, strip in enumerate(strips):
-        start, stop = expected[index]
-        if (strip.start, strip.stop) != (start, stop):
-            raise InputError(f"asked for rows {start}:{stop}, got {strip.start}:{strip.stop}")
-        buffer = buffer.extended(strip)
-        del strip
-        group = plan.groups[index]
-        if len(group.pixels.parcel_ids):
-            measure(buffer.rows(group.first_row, group.end_row), group)
-        keep = min(plan.keep_from[index], buffer.stop)
-        buffer = buffer.rows(keep, buffer.stop)
-        if buffer.start == buffer.stop:
-            buffer = RowBuffer(buffer.stop, buffer.stop, {})
+    """One product: read the strips of ``plan`` with ``read(start, stop)`` and call
+    ``measure(rows, group)`` for each group of parcels as soon as its rows are read (see
+    :func:`stream_jobs`); an error is raised."""
+    for outcome in stream_jobs([StripJob(plan, read, measure, opened)], prefetch=prefetch):
+        if outcome is not None:
+            raise outcome
 
 
 def plan_statistics(plan: StripPlan, parts: list[ParcelStatistics]) -> ParcelStatistics:

@@ -2,10 +2,14 @@
 
 * ``parcels_<year>.csv``: one row per declared parcel: true and declared crop, wrong-declaration
   flag, cover class, grassland age, heterogeneity, main dates, mowing count, catch crop (true
-  and declared), LPIS change (split / merged) and parents, pixel count.
+  and declared), LPIS change (split / merged) and parents, pixel count. The previous crop,
+  grassland age and cover class describe the parcel's *land* (:func:`land_history`): a merged
+  parcel follows its largest parent's, not the first parent's whose crops it is simulated with.
 * ``events.csv``: every field operation (sowing, emergence, harvest, mowing, ploughing,
   catch_crop_sowing, catch_crop_destruction) with its date; ``year`` is the crop year it belongs
   to (autumn sowings fall in the previous calendar year); ``part`` is ``main`` or ``patch``.
+  The autumn operations of the next crop year are listed for the last year and for parcels not
+  declared the next year (split or merged away), as the imagery of their last year shows them.
 * ``bare_soil_<year>.csv``: periods of at least 5 days when a parcel is bare soil (green cover
   < 0.15, residue < 0.2) or covered by dry residue/stubble (green < 0.2, residue >= 0.3), with
   the operation that started them.
@@ -17,12 +21,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
+from capmon.synth.crops import CropType
 from capmon.synth.management import EventKind, ParcelSeason, YearPlan
 from capmon.synth.phenology import UnitStates
 
@@ -43,11 +49,66 @@ def _iso(d: date | None) -> str:
     return d.isoformat() if d is not None else ""
 
 
-def parcels_table(seasons: Sequence[ParcelSeason], pixels: Sequence[int]) -> pd.DataFrame:
+@dataclass(frozen=True)
+class LandHistory:
+    """The truth of one parcel-year's land: previous crop, grassland age and cover class."""
+
+    previous_crop_code: int
+    grassland_age: int
+    cover_class: str
+
+
+def land_history(
+    seasons_by_year: Sequence[Sequence[ParcelSeason]],
+) -> dict[tuple[str, int], LandHistory]:
+    """Per (parcel id, year): the previous crop, grassland age and cover class of its land.
+
+    The simulation gives a merged parcel its first parent's crop history, but until the merge
+    each parent's land carried its own crops (and the imagery of those years shows them). The
+    land of a merged parcel is taken to be that of its largest parent (most of its area; the
+    first on a tie), whose crop of the year before and grassland age carry on: a ley sown on
+    the first parent five years ago is not five years old on the larger part that was maize
+    last year, and permanent grassland on the larger part followed by a crop is a ploughed
+    grassland. Every other parcel keeps the simulation's values (split parcels inherit their
+    single parent's history, which is the same land).
+    """
+    out: dict[tuple[str, int], LandHistory] = {}
+    before: dict[str, tuple[CropType, int, float]] = {}
+    for seasons in seasons_by_year:
+        current: dict[str, tuple[CropType, int, float]] = {}
+        for season in seasons:
+            pid = season.parcel.parcel_id
+            plan = season.plan
+            parents = season.parcel.parents
+            source = before.get(pid)
+            if source is None and parents and all(p in before for p in parents):
+                source = max((before[p] for p in parents), key=lambda land: land[2])
+            if source is None:
+                previous, age = season.previous_crop.code, plan.grass_age
+            else:
+                crop, source_age, _area = source
+                previous = crop.code
+                age = (source_age + 1 if crop.is_grass else 1) if plan.crop.is_grass else 0
+            cover = replace(plan, grass_age=age).cover_class.value
+            out[(pid, season.year)] = LandHistory(previous, age, cover)
+            current[pid] = (plan.crop, age, season.parcel.area_ha)
+        before = current
+    return out
+
+
+def parcels_table(
+    seasons: Sequence[ParcelSeason],
+    pixels: Sequence[int],
+    land: Mapping[tuple[str, int], LandHistory] | None = None,
+) -> pd.DataFrame:
+    """One truth row per declared parcel of one year; ``land`` from :func:`land_history`
+    (without it, the simulation's own previous crop and grassland age)."""
     rows = []
     for season, count in zip(seasons, pixels, strict=True):
         plan = season.plan
         het = season.heterogeneity
+        own = LandHistory(season.previous_crop.code, plan.grass_age, plan.cover_class.value)
+        history = own if land is None else land.get((season.parcel.parcel_id, season.year), own)
         rows.append(
             {
                 "parcel_id": season.parcel.parcel_id,
@@ -61,9 +122,9 @@ def parcels_table(seasons: Sequence[ParcelSeason], pixels: Sequence[int]) -> pd.
                 "declared_crop_code": season.declared_crop.code,
                 "declared_crop_name": season.declared_crop.english,
                 "declared_wrong": int(season.declared_wrong),
-                "previous_crop_code": season.previous_crop.code,
-                "cover_class": plan.cover_class.value,
-                "grassland_age": plan.grass_age,
+                "previous_crop_code": history.previous_crop_code,
+                "cover_class": history.cover_class,
+                "grassland_age": history.grassland_age,
                 "heterogeneous": int(het is not None),
                 "heterogeneity_kind": het.kind if het else "",
                 "second_crop_code": het.second_crop.code if het and het.second_crop else "",
@@ -105,8 +166,10 @@ def _event_rows(parcel_id: str, plan: YearPlan, part: str, until: date) -> list[
 
 
 def events_table(seasons_by_year: Sequence[Sequence[ParcelSeason]]) -> pd.DataFrame:
+    """Every exported operation of every declared parcel-year (see the module docstring)."""
     rows: list[dict[str, object]] = []
     last = max(s.year for seasons in seasons_by_year for s in seasons)
+    declared = {(s.parcel.parcel_id, s.year) for seasons in seasons_by_year for s in seasons}
     for seasons in seasons_by_year:
         for season in seasons:
             pid = season.parcel.parcel_id
@@ -115,9 +178,11 @@ def events_table(seasons_by_year: Sequence[Sequence[ParcelSeason]]) -> pd.DataFr
                 rows.extend(
                     _event_rows(pid, season.heterogeneity.plan, "patch", date(last, 12, 31))
                 )
-            if season.year == last:
+            if season.year == last or (pid, season.year + 1) not in declared:
+                # The next crop year's autumn operations are in this year's imagery; a parcel
+                # split or merged away has no next-year row to list them under.
                 following = season.history[-1]
-                rows.extend(_event_rows(pid, following, "main", date(last, 12, 31)))
+                rows.extend(_event_rows(pid, following, "main", date(season.year, 12, 31)))
     table = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
     order = {kind.value: n for n, kind in enumerate(EventKind)}
     table["_order"] = table["event"].map(order)

@@ -661,6 +661,7 @@ def _write_world(
     truth_signals: dict[int, Path] = {}
     truth_patches: dict[int, Path] = {}
     (staging / "declarations").mkdir()
+    land = truth.land_history([ym.seasons for ym in model.years])
     for ym in model.years:
         y = ym.year
         path = staging / "declarations" / f"declarations_{y}.zip"
@@ -686,7 +687,7 @@ def _write_world(
         for j, (pid, _kind, _geom) in enumerate(ym.patch_shapes):
             counts[index[pid]] += int(pixels[N_BACKGROUND + len(ym.seasons) + j])
         truth_parcels[y] = staging / "truth" / f"parcels_{y}.csv"
-        _write_table(truth_parcels[y], truth.parcels_table(ym.seasons, counts))
+        _write_table(truth_parcels[y], truth.parcels_table(ym.seasons, counts, land))
         truth_bare[y] = staging / "truth" / f"bare_soil_{y}.csv"
         _write_table(truth_bare[y], truth.bare_soil_table(ym.seasons, ym.states, N_BACKGROUND, y))
         truth_patches[y] = staging / "truth" / f"patches_{y}.gpkg"

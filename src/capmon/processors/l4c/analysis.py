@@ -31,11 +31,10 @@ from capmon.processors.l4c.config import PRACTICE_NAMES, PracticeCode, TsaParame
 from capmon.processors.l4c.efa import (
     EfaMarkers,
     all_markers,
-    catch_crop_index,
+    catch_crop_compliance,
     catch_crop_window,
-    efa_markers,
-    fallow_index,
-    nfc_index,
+    fallow_compliance,
+    nfc_compliance,
     not_relevant,
 )
 from capmon.processors.l4c.estimate import HarvestEstimate, estimate_harvest
@@ -60,6 +59,7 @@ from capmon.processors.l4c.weekly import (
     empty_weeks,
     iso_week,
     s1_gaps,
+    week_start,
     weekly_series,
 )
 
@@ -351,25 +351,29 @@ def _analyse_parcel(
         if practice == "CC" and p_end is None:
             p_start, p_end = catch_crop_window(series, harvest, p_start, parameters)
         assert p_end is not None
-        m_start, m_end = p_start, p_end
-        if practice == "FL":
-            m_start = parameters.flmarkstartdate or p_start
-            m_end = parameters.flmarkstenddate or p_end
-        if m_start > limit:
-            markers = all_markers(NR)  # the practice window has not started
+        p_type = str(record["P_TYPE"]).strip()
+        if weeks[-1] <= np.datetime64(week_start(p_start), "D"):
+            markers = all_markers(NR)  # the practice window has not started (Sen4CAP)
         else:
-            markers = efa_markers(series, harvest, m_start, m_end, parameters)
-            complete = series.last_coherence is not None and m_end <= series.last_coherence
-            if not complete:
-                c_index = "NR"
-            elif practice == "CC":
-                catchmain = parameters.catchmain.strip()
-                under_main = bool(catchmain) and str(record["P_TYPE"]).strip() == catchmain
-                c_index = catch_crop_index(markers, harvest, harvest_day, p_start, under_main)
+            if practice == "CC":
+                main = {parameters.catchmain.strip(), parameters.catchcropismain.strip()} - {""}
+                compliance = catch_crop_compliance(
+                    series, harvest, harvest_day, veg_start, p_start, p_end, parameters,
+                    p_type in main,
+                )  # fmt: skip
             elif practice == "NFC":
-                c_index = nfc_index(markers, harvest_day, p_start, p_end, settings.country)
+                compliance = nfc_compliance(
+                    series, harvest_day, veg_start, p_start, p_end, settings.country, parameters
+                )
             else:
-                c_index = fallow_index(markers, harvest_day, p_start, p_end)
+                compliance = fallow_compliance(
+                    series, harvest_day, p_start, p_end, p_type, settings.country, parameters
+                )
+            markers = compliance.markers
+            complete = series.last_coherence is not None and p_end <= series.last_coherence
+            c_index = compliance.c_index if complete else "NR"
+            if not compliance.harvest_relevant:
+                harvest_day = None  # LTU black fallow: Sen4CAP resets the harvest week
 
     shown = harvest.reported_index()
     marker_values = (
@@ -377,7 +381,7 @@ def _analyse_parcel(
         if shown is not None
         else [_text(NA1 if status == "few_s1_pixels" else NR)] * 5
     )
-    if harvest.harvest is not None and harvest_day is not None:
+    if harvest_day is not None:
         h_week: str = str(iso_week(harvest_day))
         h_w_start, h_w_end = harvest_day.isoformat(), (harvest_day + timedelta(days=6)).isoformat()
     else:
@@ -392,8 +396,9 @@ def _analyse_parcel(
         series.week_dates(), settings.year, limit, (h_start, h_end),
         (p_start, p_end) if has_window and p_start and p_end else None, harvest_day,
     )  # fmt: skip
-    hw_gaps = str(gaps.before_harvest) if gaps.before_harvest is not None else "NR"
-    h_quality = "1" if gaps.before_harvest is not None and gaps.before_harvest >= 2 else ""
+    before = gaps.before_harvest if harvest_day is not None else None
+    hw_gaps = str(before) if before is not None else "NR"
+    h_quality = "1" if before is not None and before >= 2 else ""
     c_quality = "1" if gaps.practice >= 2 else ""
     row: dict[str, Any] = {
         "FIELD_ID": new_id,
@@ -426,7 +431,11 @@ def _analyse_parcel(
     }
     if settings.tillage:
         row |= _tillage_columns(series, harvest, parameters, status is None)
-    estimate = estimate_harvest(series, harvest, parameters) if status is None else None
+    estimate = (
+        estimate_harvest(series, harvest, parameters)
+        if status is None and harvest_day is not None
+        else None
+    )
     estimate_row = _estimate_row(new_id, ori_id, h_week, h_w_start, estimate)
     weekly = None
     if series.size:

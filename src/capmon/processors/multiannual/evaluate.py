@@ -11,6 +11,10 @@
   parcel in the calendar year of the event (or the next one for a December/January ploughing
   first seen in February). Leys that became permanent by age before the first analysed year
   cannot be known from the declarations: ``ma_pg_ploughed_unobservable``, not in the recall.
+  A merged parcel's land is its largest parent's (:func:`ploughing_cases`). A flag on a parcel
+  declared permanent grassland that year or the year before, in a calendar year with a real
+  ploughing of it, is right about the declaration even when the truth says the parcel is a ley
+  (a wrong declaration): counted in ``ma_pg_ploughed_declared_only``, neither a case nor false.
 * False flags: flagged parcel-years without a truth case, as a share of the flags.
 * Declared class contradictions: wrong declarations that change the grass/arable group
   (fallow left out), against ``class_contradiction``.
@@ -19,6 +23,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +51,88 @@ def _rates(predicted: set[tuple[str, int]], truth: set[tuple[str, int]]) -> tupl
     recall = len(predicted & truth) / len(truth) if truth else float("nan")
     false = len(predicted - truth) / len(predicted) if predicted else 0.0
     return recall, false
+
+
+@dataclass
+class PloughingTruth:
+    """Permanent grassland ploughings of the truth: each case (parcel, calendar year) with the
+    (parcel, year) flags that find it, every accepted flag, and the flags explained by a
+    permanent grassland declaration with a real ploughing (a ley declared as permanent)."""
+
+    keys: dict[tuple[str, int], set[tuple[str, int]]] = field(default_factory=dict)
+    accepted: set[tuple[str, int]] = field(default_factory=set)
+    declared_permanent: set[tuple[str, int]] = field(default_factory=set)
+    unobservable: int = 0
+
+
+def ploughing_cases(
+    truth: pd.DataFrame, events: pd.DataFrame, first: int, last: int
+) -> PloughingTruth:
+    """The ploughings of permanent grassland in the seasons ``first``..``last`` (see the module
+    docstring). ``truth`` is the world's ``parcels_<year>.csv`` rows of those years, ``events``
+    its ``events.csv``.
+
+    A merged parcel's land before the merge is its largest parent's (the truth's
+    :func:`capmon.synth.truth.land_history`). When that is not the first parent, whose
+    operations the merged parcel is simulated with, an operation before the merge year was done
+    on the first parent's land only: the larger part changes at the merge, first seen in the
+    merge year's imagery.
+    """
+    out = PloughingTruth()
+    plough = events[(events["event"] == "ploughing") & (events["part"] == "main")].copy()
+    plough["day"] = pd.to_datetime(plough["date"])
+    in_window = (plough["day"] >= pd.Timestamp(first, 2, 1)) & (
+        plough["day"] <= pd.Timestamp(last, 11, 30)
+    )
+    plough = plough[in_window]
+    cover = truth.set_index(["parcel_id", "year"])
+    for pid, crop_year, day in zip(plough["parcel_id"], plough["year"], plough["day"], strict=True):
+        year = int(crop_year)
+        if day >= pd.Timestamp(year, 6, 1):
+            continue  # stubble tillage after the new crop's harvest, not the grassland's end
+        declared = [(pid, y) for y in (year - 1, year) if (pid, y) in cover.index]
+        if any(int(cover.loc[k, "declared_crop_code"]) == PERMANENT_GRASS_CODE for k in declared):
+            out.declared_permanent.add((pid, int(day.year)))
+        before = (pid, year - 1)
+        current = (pid, year)
+        owners = [pid]
+        seen = int(day.year)
+        if before not in cover.index and current in cover.index:
+            parents = cover.loc[current, "parents"]
+            if isinstance(parents, str) and parents:
+                names = parents.split(";")
+                owners = [*names, pid]  # a new parcel: its history is its parents'
+                main = _largest(cover, names, year - 1)
+                before = (main, year - 1)
+                if main != names[0] and day < pd.Timestamp(year, 1, 1):
+                    seen = year  # the larger part changes at the merge
+        if year - 1 < first:
+            continue  # the year before the first analysed year is not known
+        if before in cover.index:
+            row = cover.loc[before]
+            if row["cover_class"] != "permanent_grassland":
+                continue
+            if int(row["true_crop_code"]) != PERMANENT_GRASS_CODE and year - 1 - first + 1 < 5:
+                out.unobservable += 1  # a ley whose 5 years started before the first year
+                continue
+        elif current in cover.index:
+            if int(cover.loc[current, "previous_crop_code"]) != PERMANENT_GRASS_CODE:
+                continue
+        else:
+            continue
+        keys = {(owner, seen) for owner in owners}
+        if seen == int(day.year) and (day.month in (12, 1) or (day.month == 11 and day.day > 20)):
+            keys |= {(owner, seen + (1 if day.month >= 11 else 0)) for owner in owners}
+        out.keys.setdefault((pid, seen), set()).update(keys)
+        out.accepted |= keys
+    return out
+
+
+def _largest(cover: pd.DataFrame, parents: list[str], year: int) -> str:
+    """The parent with the largest area in ``year`` (the first on a tie or when unknown)."""
+    keys = pd.MultiIndex.from_tuples([(p, year) for p in parents])
+    areas = cover["area_ha"].reindex(keys).fillna(-1.0).to_numpy(np.float64)
+    return parents[int(np.argmax(areas))]
 
 
 def evaluate_multiannual(product: str | Path, world: SynthWorld) -> dict[str, float]:
@@ -77,62 +164,21 @@ def evaluate_multiannual(product: str | Path, world: SynthWorld) -> dict[str, fl
 
     # permanent grassland ploughed
     events = pd.read_csv(world.truth_events, dtype={"parcel_id": str})
-    plough = events[(events["event"] == "ploughing") & (events["part"] == "main")].copy()
-    plough["day"] = pd.to_datetime(plough["date"])
-    in_window = (plough["day"] >= pd.Timestamp(first, 2, 1)) & (
-        plough["day"] <= pd.Timestamp(last, 11, 30)
-    )
-    plough = plough[in_window]
-    cover = truth.set_index(["parcel_id", "year"])
-    cases: set[tuple[str, int]] = set()
-    accepted: set[tuple[str, int]] = set()
-    case_keys: dict[tuple[str, int], set[tuple[str, int]]] = {}
-    unobservable = 0
-    for pid, crop_year, day in zip(plough["parcel_id"], plough["year"], plough["day"], strict=True):
-        if day >= pd.Timestamp(int(crop_year), 6, 1):
-            continue  # stubble tillage after the new crop's harvest, not the grassland's end
-        before = (pid, int(crop_year) - 1)
-        current = (pid, int(crop_year))
-        owners = [pid]
-        if before not in cover.index and current in cover.index:
-            parents = cover.loc[current, "parents"]
-            if isinstance(parents, str) and parents:
-                owners = [*parents.split(";"), pid]  # a new parcel: its history is its parent's
-                before = (owners[0], int(crop_year) - 1)
-        if int(crop_year) - 1 < first:
-            continue  # the year before the first analysed year is not known
-        if before in cover.index:
-            row = cover.loc[before]
-            if row["cover_class"] != "permanent_grassland":
-                continue
-            if (
-                int(row["true_crop_code"]) != PERMANENT_GRASS_CODE
-                and int(crop_year) - 1 - first + 1 < 5
-            ):
-                unobservable += 1  # a ley whose 5 years started before the first year
-                continue
-        elif current in cover.index:
-            if int(cover.loc[current, "previous_crop_code"]) != PERMANENT_GRASS_CODE:
-                continue
-        else:
-            continue
-        case = (pid, int(day.year))
-        cases.add(case)
-        keys = {(owner, int(day.year)) for owner in owners}
-        if day.month in (12, 1) or (day.month == 11 and day.day > 20):
-            keys |= {(owner, int(day.year) + (1 if day.month >= 11 else 0)) for owner in owners}
-        accepted |= keys
-        case_keys[case] = keys
-    figures["ma_pg_ploughed_unobservable"] = float(unobservable)
+    ploughing = ploughing_cases(truth, events, first, last)
+    figures["ma_pg_ploughed_unobservable"] = float(ploughing.unobservable)
     ploughed = history[history["pg_ploughed"].astype(bool)]
     pg_pred = set(zip(ploughed["ori_id"], ploughed["year"], strict=True))
-    found = {c for c in cases if case_keys[c] & pg_pred}
+    found = {c for c, keys in ploughing.keys.items() if keys & pg_pred}
+    cases = set(ploughing.keys)
     figures["ma_pg_ploughed_cases"] = float(len(cases))
     figures["ma_pg_ploughed_recall"] = len(found) / len(cases) if cases else np.nan
-    matched_pred = pg_pred & accepted
+    matched_pred = pg_pred & ploughing.accepted
+    declared_only = (pg_pred - matched_pred) & ploughing.declared_permanent
+    figures["ma_pg_ploughed_declared_only"] = float(len(declared_only))
     figures["ma_pg_ploughed_false_flag_share"] = (
-        len(pg_pred - matched_pred) / len(pg_pred) if pg_pred else 0.0
+        len(pg_pred - matched_pred - declared_only) / len(pg_pred) if pg_pred else 0.0
     )
+    matched_pred |= declared_only
     parcel_years = len(history)
     figures["ma_false_flag_rate"] = (len(tg_pred - tg_any) + len(pg_pred - matched_pred)) / max(
         parcel_years, 1

@@ -6,10 +6,14 @@ Declared class, from the crop LUT flags of the declared crop: ``permanent_grassl
 ``permanent_crop`` (none of them), ``unknown`` (code not in the LUT).
 
 Observed behaviour, from the year's MDB (:func:`observed_behaviour`): dekads observed, bare-soil
-dekads (the ``baresoil`` model), residue dekads (NDVI < 0.3 but not bare: a ripe or harvested
-crop, stubble), mowing-like NDVI drops. Observed class ``arable`` when the year shows a bare-soil
-or residue phase, ``grassland`` when at least ``min_observed_dekads`` dekads were observed and
-the cover never went below NDVI 0.3, else ``unknown``.
+dekads (the ``baresoil`` model), harvest residue dekads (NDVI < 0.3 but not bare, after a green
+dekad, NDVI >= 0.5, with no bare dekad in between: a ripening or harvested crop, its stubble),
+mowing-like NDVI drops. Low NDVI that does not follow a green canopy is not a harvest: last
+year's stubble before a ley is sown, a new crop emerging after ploughing. Observed class
+``arable`` when the year shows a bare-soil dekad or a harvest phase (``harvest_dekads``, 2: a
+ripening crop and its stubble last weeks, a snow or cloud-shadow dip in a meadow one dekad),
+``grassland`` when at least ``min_observed_dekads`` dekads were observed without either and
+the canopy was green at least once, else ``unknown``.
 
 Flags (see docs/use-cases-2022.md):
 
@@ -18,8 +22,8 @@ Flags (see docs/use-cases-2022.md):
   the CAP definition it has become permanent grassland;
 * ``pg_ploughed``: a permanent grassland (declared, or by the 5-year rule, this year or the year
   before) with a bare-soil period this year: ploughing or tillage of permanent grassland;
-* ``class_contradiction``: declared grassland with a harvest-like residue phase, or a declared
-  arable crop (not fallow) with grassland behaviour.
+* ``class_contradiction``: declared grassland with a harvest phase, or a declared arable crop
+  (not fallow) with grassland behaviour.
 """
 
 from __future__ import annotations
@@ -90,42 +94,67 @@ def observed_behaviour(
     *,
     model: BareSoilModel,
     low_ndvi: float = 0.3,
+    green_ndvi: float = 0.5,
     drop: float = 0.12,
     min_observed_dekads: int = 6,
+    harvest_dekads: int = 2,
     chunk: int = 20000,
 ) -> pd.DataFrame:
-    """Per parcel: bare-soil, residue and mowing-like markers of one season (see module)."""
+    """Per parcel: bare-soil, harvest residue and mowing-like markers of one season (see
+    module)."""
     frames = []
     for first in range(0, len(parcel_ids), chunk):
         ids = parcel_ids[first : first + chunk]
         rows = mdb.timeseries(ids, FEATURES, start, end)
         result = detect_bare_soil(rows, ids, start, end, model=model)
-        frames.append(_behaviour(result.status, result.observations, ids, low_ndvi, drop))
-    table = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame(columns=list(BEHAVIOUR_COLUMNS))
-    )
-    low = (table["bare_dekads"] > 0) | (table["residue_dekads"] > 0)
-    table["observed_class"] = np.select(
-        [low, table["observed_dekads"] >= min_observed_dekads], [ARABLE, GRASSLAND], UNKNOWN
-    )
-    return table[list(BEHAVIOUR_COLUMNS)]
+        frames.append(
+            season_behaviour(
+                result.status,
+                result.observations,
+                ids,
+                low_ndvi=low_ndvi,
+                green_ndvi=green_ndvi,
+                drop=drop,
+                min_observed_dekads=min_observed_dekads,
+                harvest_dekads=harvest_dekads,
+            )
+        )
+    if frames:
+        return pd.concat(frames, ignore_index=True)
+    return pd.DataFrame(columns=list(BEHAVIOUR_COLUMNS))
 
 
-def _behaviour(
+def season_behaviour(
     status: pd.DataFrame,
     observations: pd.DataFrame,
     ids: list[int],
-    low_ndvi: float,
-    drop: float,
+    *,
+    low_ndvi: float = 0.3,
+    green_ndvi: float = 0.5,
+    drop: float = 0.12,
+    min_observed_dekads: int = 6,
+    harvest_dekads: int = 2,
 ) -> pd.DataFrame:
+    """The markers and observed class of :func:`observed_behaviour` from the bare-soil
+    pipeline's dekad ``status`` and ``observations`` tables."""
+    status = status.sort_values(["parcel_id", "dekad"], kind="stable").reset_index(drop=True)
     observed = status["status"] != NO_DATA
     bare = status["status"] == BARE
-    residue = (status["status"] == VEG) & (status["NDVI"] < low_ndvi)
+    vegetation = status["status"] == VEG
+    # The last canopy phase before each dekad: green (+1) or bare soil (-1).
+    phase = (
+        pd.Series(
+            np.where(bare, -1.0, np.where(vegetation & (status["NDVI"] >= green_ndvi), 1.0, np.nan))
+        )
+        .groupby(status["parcel_id"])
+        .ffill()
+    )
+    green = vegetation & (status["NDVI"] >= green_ndvi)
+    residue = vegetation & (status["NDVI"] < low_ndvi) & (phase == 1.0)
     per = status.assign(
         _observed=observed,
         _bare=bare,
+        _green=green,
         _residue=residue,
         _first_bare=status["dekad"].where(bare),
         _ndvi=status["NDVI"].where(observed),
@@ -133,6 +162,7 @@ def _behaviour(
     table = per.agg(
         observed_dekads=("_observed", "sum"),
         bare_dekads=("_bare", "sum"),
+        green_dekads=("_green", "sum"),
         residue_dekads=("_residue", "sum"),
         first_bare=("_first_bare", "min"),
         ndvi_min=("_ndvi", "min"),
@@ -142,9 +172,13 @@ def _behaviour(
     cut = (previous - obs["NDVI"] >= drop) & (obs["NDVI"] >= 0.35) & (previous >= 0.35)
     table["mowing_like_drops"] = cut.groupby(obs["parcel_id"]).sum()
     table = table.reindex(pd.Index(ids, name="parcel_id"))
-    for column in ("observed_dekads", "bare_dekads", "residue_dekads", "mowing_like_drops"):
+    counts = ("observed_dekads", "bare_dekads", "green_dekads", "residue_dekads")
+    for column in (*counts, "mowing_like_drops"):
         table[column] = table[column].fillna(0).astype(np.int64)
-    return table.reset_index()
+    arable = (table["bare_dekads"] > 0) | (table["residue_dekads"] >= harvest_dekads)
+    grass = (table["observed_dekads"] >= min_observed_dekads) & (table["green_dekads"] > 0)
+    table["observed_class"] = np.select([arable, grass], [ARABLE, GRASSLAND], UNKNOWN)
+    return table.reset_index()[list(BEHAVIOUR_COLUMNS)]
 
 
 def parcel_history(
@@ -152,6 +186,7 @@ def parcel_history(
     lineage: pd.DataFrame,
     *,
     grass_years_rule: int = 5,
+    harvest_dekads: int = 2,
 ) -> pd.DataFrame:
     """One row per parcel and year with classes, the consecutive grass years and the flags.
 
@@ -213,9 +248,9 @@ def parcel_history(
     rows["pg_ploughed"] = flagged
     grass_declared = rows["declared_class"].isin([PERMANENT_GRASSLAND, TEMPORARY_GRASSLAND])
     crop_declared = (rows["declared_class"] == ARABLE) & ~rows["fallow"].astype(bool)
-    rows["class_contradiction"] = (grass_declared & (rows["residue_dekads"].fillna(0) >= 2)) | (
-        crop_declared & (rows["observed_class"] == GRASSLAND)
-    )
+    rows["class_contradiction"] = (
+        grass_declared & (rows["residue_dekads"].fillna(0) >= harvest_dekads)
+    ) | (crop_declared & (rows["observed_class"] == GRASSLAND))
     rows["previous_cover_class"] = previous_cover
     return rows
 

@@ -74,6 +74,11 @@ class MultiannualParameters(BaseModel):
     min_observed_dekads: int = Field(
         default=6, ge=1, description="Observed dekads a year needs for 'grassland' behaviour."
     )
+    harvest_dekads: int = Field(
+        default=2,
+        ge=1,
+        description="Residue dekads after a green canopy that make a harvest (arable behaviour).",
+    )
     model: Path | None = Field(
         default=None, description="A calibrated bare-soil model file (capmon calibrate)."
     )
@@ -148,7 +153,12 @@ def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
     )
     lineage = lineages({y: f["NewID"] for y, f in parcels.items()}, links)
     context.progress(0.8, "history and flags")
-    history = parcel_history(tables, lineage, grass_years_rule=parameters.grass_years)
+    history = parcel_history(
+        tables,
+        lineage,
+        grass_years_rule=parameters.grass_years,
+        harvest_dekads=parameters.harvest_dekads,
+    )
     sequences = rotation_sequences(history)
     flags = _flag_rows(history)
     counts = {flag: int(history[flag].sum()) for flag in FLAGS}
@@ -218,6 +228,7 @@ def _year_behaviour(
     behaviour = observed_behaviour(
         open_mdb(folder), ids, start, end, model=model,
         min_observed_dekads=parameters.min_observed_dekads,
+        harvest_dekads=parameters.harvest_dekads,
     )  # fmt: skip
     if int(behaviour["observed_dekads"].sum()) == 0:
         notes.append(f"{year}: the MDB has no optical observation of these parcels")

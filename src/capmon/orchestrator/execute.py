@@ -1,0 +1,687 @@
+"""Season runs on dask.distributed: plan, take the season lock, extract, compact, process.
+
+``run_season`` is what ``capmon season run`` and ``capmon watch`` call. Under the season lock
+(:mod:`capmon.orchestrator.lock`) it works out what is due as of ``until``
+(:mod:`capmon.orchestrator.plan`): the season's products missing from the MDB, and the
+processors whose latest occurrence has no finished task with the same input key. When nothing
+is due it returns at once, without a job and without starting a cluster. Otherwise it records a
+job (tasks ``mdb``, ``compact``, one per processor; one step per product or run), then:
+
+1. submits one extraction unit per product to the Dask workers (a bounded window of units in
+   flight, grid by grid so that each worker reuses its parcels' pixels); each unit writes its
+   product's MDB file atomically, so a unit that is lost (worker killed) or retried (Dask
+   ``retries``) writes the same file once;
+2. compacts the MDB (on the driver);
+3. submits the due processors, one unit each, and records each finished one with its key.
+
+Between units it reads the job's status: ``capmon jobs pause`` stops submitting (units in
+flight finish), ``resume`` goes on, ``cancel`` cancels what is queued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from capmon.catalog.models import ActivityStatus, DeclarationSet, Season, Site, StartType
+from capmon.errors import CapmonError, InputError
+from capmon.mdb.extract import ENGINE_VERSION, mdb_folder
+from capmon.mdb.store import MdbManifest, MdbStore, product_file_name
+from capmon.orchestrator import jobs
+from capmon.orchestrator.lock import SeasonRunLock
+from capmon.orchestrator.plan import (
+    SeasonSchedule,
+    latest_occurrence,
+    processor_key,
+    processor_parameters,
+    season_schedules,
+)
+from capmon.orchestrator.units import (
+    ExtractionUnit,
+    ProcessorUnit,
+    UnitOutcome,
+    extract_unit,
+    run_processor_unit,
+)
+from capmon.processors.registry import get_processor
+from capmon.workspace import Workspace
+
+if TYPE_CHECKING:  # distributed is imported when a run starts (it is slow to import)
+    from distributed import Client
+
+logger = logging.getLogger(__name__)
+SCHEDULER_ENV = "CAPMON_DASK_SCHEDULER"
+STATUS_POLL_SECONDS = 1.0
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where the units run: a LocalCluster of ``workers`` processes with ``threads`` each, or
+    the scheduler at ``scheduler`` (``tcp://HOST:PORT``; default ``$CAPMON_DASK_SCHEDULER``)."""
+
+    workers: int = 2
+    threads: int = 1
+    scheduler: str | None = None
+    memory_limit: str = "auto"
+
+
+@contextmanager
+def dask_client(spec: ClusterSpec) -> Iterator[Client]:
+    """A connected ``distributed.Client`` (the LocalCluster is closed on exit)."""
+    from distributed import Client, LocalCluster
+
+    address = spec.scheduler or os.environ.get(SCHEDULER_ENV) or None
+    if address:
+        with Client(address) as client:  # type: ignore[no-untyped-call]
+            yield client
+        return
+    if spec.workers < 1 or spec.threads < 1:
+        raise InputError("--workers and --threads must be at least 1")
+    with (
+        LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=spec.workers,
+            threads_per_worker=spec.threads,
+            processes=True,
+            dashboard_address=":0",  # a free port: several clusters may run side by side
+            memory_limit=spec.memory_limit,
+        ) as cluster,
+        Client(cluster) as client,  # type: ignore[no-untyped-call]
+    ):
+        yield client
+
+
+@dataclass
+class SeasonRunReport:
+    """What a season run did."""
+
+    job_id: int | None = None
+    status: str = "nothing due"
+    until: dt.date | None = None
+    ingested: int = 0
+    extracted: list[str] = field(default_factory=list)
+    already_done: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    rows: int = 0
+    processors_run: list[tuple[str, str]] = field(default_factory=list)
+    processors_failed: list[tuple[str, str]] = field(default_factory=list)
+    processors_up_to_date: list[str] = field(default_factory=list)
+    processors_not_due: list[str] = field(default_factory=list)
+    workers: dict[int, int] = field(default_factory=dict)
+    """Extraction units per worker pid."""
+    seconds: float = 0.0
+    driver_seconds: float = 0.0
+    """Time the driver spent planning and recording (the scheduling overhead)."""
+    lock_taken_over_from: str | None = None
+
+    @property
+    def nothing_due(self) -> bool:
+        return self.job_id is None
+
+    def summary(self) -> str:
+        if self.job_id is None:
+            return f"nothing due as of {self.until} ({self.seconds:.1f} s)"
+        return (
+            f"job {self.job_id} {self.status}: {len(self.extracted)} products extracted "
+            f"({self.rows} rows), {len(self.empty)} without valid pixels, {len(self.failed)} "
+            f"failed, {len(self.already_done)} already in the MDB; processors run: "
+            f"{', '.join(p for p, _ in self.processors_run) or 'none'}"
+            + (
+                f"; failed: {', '.join(p for p, _ in self.processors_failed)}"
+                if self.processors_failed
+                else ""
+            )
+            + f" ({self.seconds:.1f} s)"
+        )
+
+
+@dataclass
+class _Plan:
+    site: Site
+    season: Season
+    until: dt.date
+    declaration_set_id: int
+    mdb_root: Path
+    parcels_file: Path
+    tiles: tuple[str, ...]
+    extraction: SeasonSchedule | None
+    units: list[ExtractionUnit]
+    compact: bool
+    season_products: list[tuple[str, dt.date]]
+    """(product name, acquisition date) of the season's products up to ``until``."""
+    processors: list[tuple[SeasonSchedule, dt.date]]
+    """Season processors with their latest occurrence (not necessarily stale)."""
+
+
+def run_season(
+    workspace: Workspace,
+    site: str,
+    season: str,
+    *,
+    until: dt.date | None = None,
+    processors: Sequence[str] | None = None,
+    cluster: ClusterSpec | None = None,
+    client: Client | None = None,
+    start_type: StartType = StartType.REQUESTED,
+    ingest: Sequence[Path] = (),
+    progress: Progress | None = None,
+    on_unit: Callable[[UnitOutcome], None] | None = None,
+) -> SeasonRunReport:
+    """Run everything due in a season (see the module docstring)."""
+    from capmon.sites import get_season, get_site
+
+    started = time.perf_counter()
+    report = SeasonRunReport()
+    with workspace.session() as session:
+        site_row = get_site(session, site)
+        season_row = get_season(session, site_row, season)
+    what = f"season {season_row.name} of site {site_row.name}"
+    lock = SeasonRunLock(workspace, season_row.id, what=what)
+    lock.acquire()
+    try:
+        if lock.taken_over is not None:
+            report.lock_taken_over_from = (
+                f"job {lock.taken_over.job_id} (pid {lock.taken_over.pid} on "
+                f"{lock.taken_over.host})"
+            )
+        if ingest:
+            report.ingested = _ingest(workspace, site_row.name, ingest)
+        plan = _plan(workspace, site_row, season_row, until, processors, report)
+        report.until = plan.until
+        due = _due_processors(workspace, plan, _predicted_products(plan))
+        if not plan.units and not due and not _compaction_pending(plan):
+            report.seconds = report.driver_seconds = time.perf_counter() - started
+            return report
+        job_id = jobs.create_job(
+            workspace,
+            "season",
+            site_row,
+            season_row,
+            start_type,
+            {
+                "until": plan.until.isoformat(),
+                "processors": list(processors) if processors is not None else None,
+                "ingest": [str(p) for p in ingest],
+            },
+        )
+        report.job_id = job_id
+        lock.set_job(job_id)
+        jobs.set_job_status(workspace, job_id, ActivityStatus.RUNNING, message="starting")
+        jobs.append_log(workspace, job_id, f"{what}: run as of {plan.until}")
+        if report.lock_taken_over_from:
+            jobs.append_log(
+                workspace, job_id, f"took over the stale lock of {report.lock_taken_over_from}"
+            )
+        report.driver_seconds += time.perf_counter() - started
+        try:
+            if client is not None:
+                _execute(workspace, plan, client, job_id, report, progress, on_unit)
+            else:
+                with dask_client(cluster or ClusterSpec()) as own:
+                    _execute(workspace, plan, own, job_id, report, progress, on_unit)
+        except BaseException as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            jobs.append_log(workspace, job_id, f"error: {message}")
+            if jobs.job_status(workspace, job_id) not in jobs.TERMINAL:
+                jobs.set_job_status(workspace, job_id, ActivityStatus.ERROR, message=message)
+            raise
+    finally:
+        lock.release()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _ingest(workspace: Workspace, site: str, folders: Sequence[Path]) -> int:
+    from capmon.sites import get_site
+    from capmon.sources import IngestStatus, ingest_products
+
+    with workspace.session() as session:
+        result = ingest_products(session, get_site(session, site), list(folders))
+    return result.count(IngestStatus.REGISTERED)
+
+
+def _plan(
+    workspace: Workspace,
+    site: Site,
+    season: Season,
+    until: dt.date | None,
+    processors: Sequence[str] | None,
+    report: SeasonRunReport,
+) -> _Plan:
+    from capmon.parcels.store import latest_row
+    from capmon.processors.mdb_extract import MdbExtractParameters
+    from capmon.sources import ProductType, list_products, open_product, select_observations
+
+    as_of = min(until or dt.date.today(), season.end_date)
+    schedules = season_schedules(workspace, site, season, processors)
+    extraction = next((s for s in schedules if s.processor == "mdb" and s.enabled), None)
+    others = [s for s in schedules if s.processor != "mdb" and s.enabled]
+    year = season.end_date.year
+    with workspace.session() as session:
+        declarations = latest_row(session, DeclarationSet, site, year)
+        if declarations is None:
+            raise InputError(
+                f"site {site.name!r} has no declarations for {year} (season {season.name}); "
+                "import them first with `capmon declarations import`"
+            )
+        declaration_id = declarations.id
+        parcels_file = workspace.path(declarations.parcels_path)
+        parcel_set = f"{site.short_name}/{year}/v{declarations.version}"
+        in_season = [
+            (p.name, Path(p.path), p.acquired_at.date())
+            for p in list_products(session, site)
+            if p.acquired_at is not None
+            and season.start_date <= p.acquired_at.date() <= as_of
+            and p.product_type in {t.value for t in ProductType}
+        ]
+    root = mdb_folder(workspace, site.short_name, season.name, declaration_id)
+    units: list[ExtractionUnit] = []
+    compact = False
+    if extraction is not None:
+        parameters = MdbExtractParameters.model_validate(dict(extraction.parameters))
+        settings = parameters.settings()
+        compact = parameters.compact
+        store = MdbStore(root)
+        store.initialise(
+            MdbManifest(
+                site=site.short_name,
+                parcel_set=parcel_set,
+                declaration_set_id=declaration_id,
+                optical_buffer_m=settings.optical_buffer_m,
+                sar_buffer_m=settings.sar_buffer_m,
+                min_count=settings.min_count,
+                min_valid_fraction=settings.min_valid_fraction,
+                engine_version=ENGINE_VERSION,
+            )
+        )
+        remove_partial_files(root)
+        stored = set(store.products())
+        readers = []
+        for name, path, _day in in_season:
+            if product_file_name(name).removesuffix(".parquet") in stored:
+                report.already_done.append(name)
+                continue
+            try:
+                readers.append(open_product(path))
+            except CapmonError as exc:
+                report.failed.append((name, str(exc)))
+        chosen = {info.name for info in select_observations([r.info for r in readers])}
+        report.superseded = sorted(r.info.name for r in readers if r.info.name not in chosen)
+        # grid by grid (tile, sensor), as extract_products, so workers reuse their pixel cache
+        ordered = sorted(
+            (r for r in readers if r.info.name in chosen),
+            key=lambda r: (r.info.tile or "", r.info.sensor or "", r.info.name),
+        )
+        paths = {name: path for name, path, _day in in_season}
+        units = [
+            ExtractionUnit(
+                str(root),
+                str(parcels_file),
+                tuple(site.tiles),
+                settings,
+                r.info.name,
+                str(paths[r.info.name]),
+            )
+            for r in ordered
+        ]
+    due: list[tuple[SeasonSchedule, dt.date]] = []
+    for schedule in others:
+        occurrence = latest_occurrence(schedule.schedule, season, as_of)
+        if occurrence is None:
+            report.processors_not_due.append(schedule.processor)
+        else:
+            due.append((schedule, occurrence))
+    return _Plan(
+        site=site,
+        season=season,
+        until=as_of,
+        declaration_set_id=declaration_id,
+        mdb_root=root,
+        parcels_file=parcels_file,
+        tiles=tuple(site.tiles),
+        extraction=extraction,
+        units=units,
+        compact=compact,
+        season_products=[(name, day) for name, _path, day in in_season],
+        processors=due,
+    )
+
+
+def remove_partial_files(mdb_root: Path) -> int:
+    """Delete the temporary files a killed writer left in the MDB folder.
+
+    ``atomic_path`` writes ``.<name>.<uuid>.tmp.parquet`` next to the final file; a process
+    killed before the rename leaves it behind, and ``Path.glob("*.parquet")`` (the store's and
+    the reader's listing) matches it. Only called under the season lock, when no writer runs.
+    """
+    removed = 0
+    for folder in (mdb_root / "observations", mdb_root / "pixels", mdb_root / "derived"):
+        if folder.exists():
+            for path in folder.glob(".*.tmp.*"):
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _mdb_products(plan: _Plan, stems: set[str]) -> list[tuple[str, dt.date]]:
+    return [
+        (name, day)
+        for name, day in plan.season_products
+        if product_file_name(name).removesuffix(".parquet") in stems
+    ]
+
+
+def _stored_stems(plan: _Plan) -> set[str]:
+    return set(MdbStore(plan.mdb_root).products()) if plan.mdb_root.exists() else set()
+
+
+def _predicted_products(plan: _Plan) -> list[tuple[str, dt.date]]:
+    stems = _stored_stems(plan) | {
+        product_file_name(u.product_name).removesuffix(".parquet") for u in plan.units
+    }
+    return _mdb_products(plan, stems)
+
+
+def _compaction_pending(plan: _Plan) -> bool:
+    if not plan.compact or not plan.mdb_root.exists():
+        return False
+    return any((plan.mdb_root / "observations").glob("*.parquet"))
+
+
+def _due_processors(
+    workspace: Workspace, plan: _Plan, products: list[tuple[str, dt.date]]
+) -> list[tuple[SeasonSchedule, dt.date, str, dict[str, Any]]]:
+    """The processors whose latest occurrence has no finished task with its input key."""
+    candidates = []
+    for schedule, occurrence in plan.processors:
+        processor = get_processor(schedule.processor)
+        parameters = processor_parameters(processor, schedule.parameters, occurrence)
+        key = processor_key(
+            processor, parameters, plan.season, plan.declaration_set_id, occurrence, products
+        )
+        candidates.append((schedule, occurrence, key, parameters))
+    done = jobs.finished_keys(workspace, [c[2] for c in candidates])
+    return [c for c in candidates if c[2] not in done]
+
+
+class _CancelledError(Exception):
+    pass
+
+
+def _execute(
+    workspace: Workspace,
+    plan: _Plan,
+    client: Client,
+    job_id: int,
+    report: SeasonRunReport,
+    progress: Progress | None,
+    on_unit: Callable[[UnitOutcome], None] | None,
+) -> None:
+    total = len(plan.units) + len(plan.processors) + 1
+    done = 0
+
+    def advance(message: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(message, done, total)
+
+    tasks: list[int] = []
+    failed_processors = False
+    try:
+        if plan.extraction is not None:
+            tick = time.perf_counter()
+            extract_task = jobs.add_task(
+                workspace,
+                job_id,
+                "mdb",
+                {"products": len(plan.units), "mdb": str(plan.mdb_root)},
+            )
+            tasks.append(extract_task)
+            report.driver_seconds += time.perf_counter() - tick
+            outcomes = _run_units(
+                workspace,
+                client,
+                job_id,
+                extract_task,
+                [(u.product_name, extract_unit, u) for u in plan.units],
+                report,
+                advance,
+                on_unit,
+                done_before=0,
+                total=total,
+            )
+            for outcome in outcomes:
+                if outcome.status == "extracted":
+                    report.extracted.append(outcome.name)
+                    report.rows += outcome.rows
+                elif outcome.status == "empty":
+                    report.empty.append(outcome.name)
+                elif outcome.status == "already_done":
+                    report.already_done.append(outcome.name)
+                else:
+                    report.failed.append((outcome.name, outcome.message))
+                report.workers[outcome.worker_pid] = report.workers.get(outcome.worker_pid, 0) + 1
+            remove_partial_files(plan.mdb_root)  # left by workers killed during this run
+            jobs.set_task_status(workspace, extract_task, ActivityStatus.FINISHED)
+            jobs.append_log(
+                workspace,
+                job_id,
+                f"MDB: {len(report.extracted)} extracted, {len(report.empty)} empty, "
+                f"{len(report.failed)} failed",
+            )
+            if plan.compact:
+                compact_task = jobs.add_task(
+                    workspace, job_id, "compact", {}, preceding=[extract_task]
+                )
+                tasks.append(compact_task)
+                jobs.set_task_status(workspace, compact_task, ActivityStatus.RUNNING)
+                began = jobs.now()
+                compaction = MdbStore(plan.mdb_root).compact()
+                jobs.record_steps(
+                    workspace,
+                    compact_task,
+                    [
+                        jobs.StepRecord(
+                            "compact",
+                            ActivityStatus.FINISHED,
+                            began,
+                            jobs.now(),
+                            f"generation {compaction.generation}, {len(compaction.files)} files",
+                            {},
+                        )
+                    ],
+                )
+                jobs.set_task_status(workspace, compact_task, ActivityStatus.FINISHED)
+        advance("compacted")
+        _check_status(workspace, job_id)
+        tick = time.perf_counter()
+        due = _due_processors(workspace, plan, _mdb_products(plan, _stored_stems(plan)))
+        due_ids = {schedule.processor for schedule, *_ in due}
+        report.processors_up_to_date = [
+            s.processor for s, _occ in plan.processors if s.processor not in due_ids
+        ]
+        units: list[tuple[str, Callable[[Any], UnitOutcome], Any]] = []
+        task_of: dict[str, tuple[int, str]] = {}
+        for schedule, occurrence, key, parameters in due:
+            task_id = jobs.add_task(
+                workspace,
+                job_id,
+                schedule.processor,
+                {"occurrence": occurrence.isoformat(), "parameters": parameters},
+                preceding=list(tasks),
+            )
+            task_of[schedule.processor] = (task_id, key)
+            jobs.set_task_status(workspace, task_id, ActivityStatus.RUNNING)
+            units.append(
+                (
+                    schedule.processor,
+                    run_processor_unit,
+                    ProcessorUnit(
+                        str(workspace.home),
+                        workspace.engine.url.render_as_string(hide_password=False),
+                        plan.site.name,
+                        plan.season.name,
+                        schedule.processor,
+                        parameters,
+                    ),
+                )
+            )
+        report.driver_seconds += time.perf_counter() - tick
+        for outcome in _run_units_per_task(
+            workspace, client, job_id, task_of, units, report, advance, on_unit, done, total
+        ):
+            task_id, key = task_of[outcome.name]
+            if outcome.status == "finished":
+                jobs.set_task_status(workspace, task_id, ActivityStatus.FINISHED, output_key=key)
+                report.processors_run.append((outcome.name, outcome.message))
+                jobs.append_log(workspace, job_id, f"{outcome.name}: {outcome.message}")
+            else:
+                failed_processors = True
+                jobs.set_task_status(workspace, task_id, ActivityStatus.ERROR)
+                first_line = outcome.message.splitlines()[0] if outcome.message else "failed"
+                report.processors_failed.append((outcome.name, first_line))
+                jobs.append_log(workspace, job_id, f"{outcome.name} failed: {first_line}")
+    except _CancelledError:
+        report.status = ActivityStatus.CANCELLED.value
+        jobs.append_log(workspace, job_id, "cancelled")
+        return
+    status = ActivityStatus.ERROR if failed_processors else ActivityStatus.FINISHED
+    report.status = status.value
+    jobs.set_job_status(
+        workspace, job_id, status, message=report.summary().split(": ", 1)[-1], progress=1.0
+    )
+    jobs.append_log(workspace, job_id, f"{status.value}")
+
+
+def _check_status(workspace: Workspace, job_id: int) -> ActivityStatus:
+    """The job's status; waits while it is paused; raises when it was cancelled."""
+    while True:
+        status = jobs.job_status(workspace, job_id)
+        if status == ActivityStatus.CANCELLED:
+            raise _CancelledError
+        if status != ActivityStatus.PAUSED:
+            return status
+        time.sleep(STATUS_POLL_SECONDS)
+
+
+def _run_units_per_task(
+    workspace: Workspace,
+    client: Client,
+    job_id: int,
+    task_of: dict[str, tuple[int, str]],
+    units: list[tuple[str, Callable[[Any], UnitOutcome], Any]],
+    report: SeasonRunReport,
+    advance: Callable[[str], None],
+    on_unit: Callable[[UnitOutcome], None] | None,
+    done_before: int,
+    total: int,
+) -> list[UnitOutcome]:
+    if not units:
+        return []
+    # processors run side by side, one step each in their own task
+    collected = _run_units(
+        workspace, client, job_id, None, units, report, advance, on_unit, done_before, total
+    )
+    for outcome in collected:
+        task_id, _key = task_of[outcome.name]
+        jobs.record_steps(workspace, task_id, [_step(outcome)])
+    return collected
+
+
+def _step(outcome: UnitOutcome) -> jobs.StepRecord:
+    ended = jobs.now()
+    ok = outcome.status in ("extracted", "empty", "already_done", "finished")
+    return jobs.StepRecord(
+        outcome.name,
+        ActivityStatus.FINISHED if ok else ActivityStatus.ERROR,
+        ended - dt.timedelta(seconds=outcome.seconds),
+        ended,
+        outcome.message or outcome.status,
+        {"status": outcome.status, "rows": outcome.rows, "worker_pid": outcome.worker_pid}
+        | ({"details": outcome.details} if outcome.details else {}),
+        0 if ok else 1,
+    )
+
+
+def _run_units(
+    workspace: Workspace,
+    client: Client,
+    job_id: int,
+    task_id: int | None,
+    units: list[tuple[str, Callable[[Any], UnitOutcome], Any]],
+    report: SeasonRunReport,
+    advance: Callable[[str], None],
+    on_unit: Callable[[UnitOutcome], None] | None,
+    done_before: int,
+    total: int,
+) -> list[UnitOutcome]:
+    """Submit ``units`` in a bounded window, collect their outcomes, record their steps (in
+    batches, at most once a second) and follow the job's status."""
+    from distributed import as_completed
+
+    if not units:
+        return []
+    window = max(2, 2 * sum(client.nthreads().values()))  # type: ignore[no-untyped-call]
+    queue = list(units)
+    outcomes: list[UnitOutcome] = []
+    pending_steps: list[jobs.StepRecord] = []
+    last_flush = time.perf_counter()
+    futures = as_completed()  # type: ignore[no-untyped-call]
+    submitted = 0
+
+    def submit_more() -> None:
+        nonlocal submitted
+        while queue and futures.count() < window:  # type: ignore[no-untyped-call]
+            name, function, argument = queue.pop(0)
+            futures.add(  # type: ignore[no-untyped-call]
+                client.submit(
+                    function, argument, key=f"capmon-{job_id}-{submitted}-{name}", retries=2
+                )
+            )
+            submitted += 1
+
+    if task_id is not None:
+        jobs.set_task_status(workspace, task_id, ActivityStatus.RUNNING)
+    submit_more()
+    for future in futures:
+        outcome: UnitOutcome = future.result()
+        outcomes.append(outcome)
+        advance(outcome.name)
+        if on_unit is not None:
+            on_unit(outcome)
+        pending_steps.append(_step(outcome))
+        now = time.perf_counter()
+        if now - last_flush >= STATUS_POLL_SECONDS or (not queue and futures.count() == 0):  # type: ignore[no-untyped-call]
+            tick = time.perf_counter()
+            if task_id is not None:
+                jobs.record_steps(workspace, task_id, pending_steps)
+                pending_steps = []
+            jobs.set_job_progress(
+                workspace, job_id, (done_before + len(outcomes)) / total, outcome.name
+            )
+            last_flush = time.perf_counter()
+            report.driver_seconds += last_flush - tick
+            try:
+                _check_status(workspace, job_id)
+            except _CancelledError:
+                for remaining in futures.futures:
+                    remaining.cancel()
+                queue.clear()
+                if task_id is not None:
+                    jobs.record_steps(workspace, task_id, pending_steps)
+                    jobs.set_task_status(workspace, task_id, ActivityStatus.CANCELLED)
+                raise
+        submit_more()
+    if task_id is not None and pending_steps:
+        jobs.record_steps(workspace, task_id, pending_steps)
+    return outcomes
