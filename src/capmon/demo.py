@@ -1,13 +1,13 @@
-"""``capmon demo``: the whole system, as far as it exists, on a synthetic season.
+"""``capmon demo``: the whole system on a synthetic season.
 
 Stages: generate the synthetic world (real product formats + truth), create the site and its
 season, import the crop LUT and the declarations, ingest the Sentinel-2 and Sentinel-1
-products, extract the markers database, compare the extracted NDVI with the synthetic
-truth, classify the crop types (L4A) against the true crops and the deliberately wrong
-declarations, detect grassland mowing (L4B, capmon's and Sen4CAP's methods) against the true
-mowing dates, and analyse the agricultural practices (L4C: harvest, catch crop, NFC, fallow)
-against the true harvests and catch crops. Later issues add their processors here, so that
-``make demo`` always runs the whole system.
+products, run the season through the orchestrator (MDB extraction on Dask workers, then L4A,
+L4B, bare soil and heterogeneity), then score against the truth: extracted NDVI, crop types
+(L4A) and the deliberately wrong declarations, grassland mowing (L4B, capmon's and Sen4CAP's
+methods), agricultural practices (L4C: harvest, catch crop, NFC, fallow), bare soil,
+sub-parcel heterogeneity, and on a second, 5-year world, the multi-annual analysis. Every
+issue adds its stage here, so that ``make demo`` always runs the whole system.
 """
 
 from __future__ import annotations
@@ -23,9 +23,14 @@ import numpy as np
 import pandas as pd
 
 from capmon.catalog.db import create_catalog_engine
+from capmon.catalog.models import DeclarationSet
 from capmon.errors import InputError
+from capmon.mdb.extract import mdb_folder
 from capmon.mdb.query import open_mdb
+from capmon.orchestrator.execute import ClusterSpec, run_season
+from capmon.orchestrator.plan import set_schedule
 from capmon.parcels import import_declarations, import_lut, load_parcels
+from capmon.parcels.store import latest_row
 from capmon.processors import RunContext, get_processor
 from capmon.processors.baresoil.evaluate import evaluate_baresoil
 from capmon.processors.heterogeneity.evaluate import evaluate_heterogeneity
@@ -38,6 +43,8 @@ from capmon.synth import SynthWorld, generate_world
 from capmon.workspace import CATALOG_FILE, Workspace, open_workspace
 
 SITE = "demo"
+SEASON_PROCESSORS = ("l4a", "l4b", "baresoil", "heterogeneity")
+"""Processors the demo's season run executes (L4C needs one run per practice: run after)."""
 WORLD_FOLDER = "synthetic-world"
 Progress = Callable[[str, float], None]
 
@@ -79,12 +86,14 @@ def run_demo(
     revisit_days: int = 5,
     multiannual_parcels: int = 600,
     multiannual_window_km: float = 5.5,
+    workers: int = 2,
     progress: Progress | None = None,
 ) -> DemoReport:
     """Run every stage; returns the figures the CLI prints.
 
     ``window_km``, ``revisit_days``, ``multiannual_parcels`` and ``multiannual_window_km``
-    shrink the worlds for quick checks (the tests).
+    shrink the worlds for quick checks (the tests); ``workers`` is the number of Dask worker
+    processes of the season run.
     """
     say = progress or (lambda _stage, _fraction: None)
     home = home.expanduser().resolve()
@@ -117,7 +126,7 @@ def run_demo(
 
     workspace = open_workspace(home, database_url)
     try:
-        _catalogue_stages(workspace, world, year, report, stage, say)
+        _catalogue_stages(workspace, world, year, report, stage, say, workers)
         multiannual_stage(
             workspace,
             home,
@@ -141,6 +150,7 @@ def _catalogue_stages(
     report: DemoReport,
     stage: Callable[[str, float, str], None],
     say: Progress,
+    workers: int,
 ) -> None:
     started = time.perf_counter()
     season_name = str(year)
@@ -193,43 +203,53 @@ def _catalogue_stages(
     stage("products", started, f"{registered} products registered")
 
     started = time.perf_counter()
-    processor = get_processor("mdb")
     with workspace.session() as session:
         site_row = get_site(session, SITE)
         season_row = get_season(session, site_row, season_name)
-    result = processor.run(
-        RunContext(
-            workspace,
-            site_row,
-            season_row,
-            lambda fraction, message: say(f"markers database: {message}", fraction),
-        ),
-        processor.parse_parameters({}),
+    # The season through the orchestrator: MDB extraction on Dask workers, then every
+    # processor due at the season end, as `capmon season run` does.
+    set_schedule(
+        workspace,
+        SITE,
+        season_name,
+        "l4b",
+        parameters={"config": str(world.l4b_configs[year]), "incremental": False},
     )
-    stage("markers database", started, result.summary)
-    report.figures["mdb"] = result.outputs["mdb"]
-    report.figures["mdb_rows"] = result.figures["rows"]
-    report.figures |= ndvi_against_truth(workspace, Path(result.outputs["mdb"]), world, year)
+    season_run = run_season(
+        workspace,
+        SITE,
+        season_name,
+        processors=["mdb", *SEASON_PROCESSORS],
+        cluster=ClusterSpec(workers=workers, threads=1),
+        progress=lambda message, done, total: say(f"season run: {message}", done / max(total, 1)),
+    )
+    if season_run.failed or season_run.processors_failed:
+        problems = season_run.failed + season_run.processors_failed
+        raise InputError(f"the demo season run failed: {problems[0][0]}: {problems[0][1]}")
+    outputs = season_run.processor_outputs
+    summaries = dict(season_run.processors_run)
+    stage(
+        "season run (orchestrator)",
+        started,
+        f"{len(season_run.extracted)} products extracted ({season_run.rows} rows) on "
+        f"{len(season_run.workers)} Dask workers, then {', '.join(summaries)} "
+        f"({season_run.seconds:.0f} s, driver {season_run.driver_seconds:.1f} s)",
+    )
+    with workspace.session() as session:
+        declarations = latest_row(session, DeclarationSet, get_site(session, SITE), year)
+        assert declarations is not None
+        mdb = mdb_folder(workspace, site_row.short_name, season_name, declarations.id)
+    report.figures["mdb"] = str(mdb)
+    report.figures["mdb_rows"] = season_run.rows
+    report.figures |= ndvi_against_truth(workspace, mdb, world, year)
 
     started = time.perf_counter()
-    l4a = get_processor("l4a")
-    l4a_result = l4a.run(
-        RunContext(
-            workspace,
-            site_row,
-            season_row,
-            lambda fraction, message: say(f"L4A crop type: {message}", fraction),
-        ),
-        l4a.parse_parameters({}),
-    )
-    l4a_figures = l4a_against_truth(Path(l4a_result.outputs["parcels"]), world, year)
-    detail = l4a_result.summary
+    l4a_figures = l4a_against_truth(Path(outputs["l4a"]["parcels"]), world, year)
+    detail = summaries["l4a"]
     if not l4a_figures:
         detail += " (no parcel classified: nothing to compare with the truth)"
     stage("L4A crop type", started, detail)
-    report.figures["l4a_product"] = l4a_result.outputs["product"]
-    report.figures["l4a_classes"] = l4a_result.figures["classes"]
-    report.figures["l4a_excluded_classes"] = len(l4a_result.figures["excluded_classes"])
+    report.figures["l4a_product"] = outputs["l4a"]["product"]
     report.figures |= l4a_figures
 
     def context(label: str) -> RunContext:
@@ -240,20 +260,17 @@ def _catalogue_stages(
     started = time.perf_counter()
     l4b = get_processor("l4b")
     rows = []
-    summary = ""
-    for method in ("capmon", "sen4cap"):
-        l4b_result = l4b.run(
-            context(f"L4B mowing ({method})"),
-            l4b.parse_parameters(
-                {"config": str(world.l4b_configs[year]), "method": method, "incremental": False}
-            ),
-        )
-        summary = summary or l4b_result.summary
+    # capmon's method ran in the season run; Sen4CAP's is run here for the comparison
+    l4b_products = {"capmon": outputs["l4b"]["product"]}
+    l4b_products["sen4cap"] = l4b.run(
+        context("L4B mowing (sen4cap)"),
+        l4b.parse_parameters(
+            {"config": str(world.l4b_configs[year]), "method": "sen4cap", "incremental": False}
+        ),
+    ).outputs["product"]
+    for method, product in l4b_products.items():
         scores = evaluate_mowing(
-            l4b_result.outputs["product"],
-            world.truth_events,
-            start=season_row.start_date,
-            end=season_row.end_date,
+            product, world.truth_events, start=season_row.start_date, end=season_row.end_date
         )
         rows.append(
             {
@@ -273,7 +290,7 @@ def _catalogue_stages(
             for key in ("f1", "precision", "recall", "mean_delay_days")
         }
     report.tables["L4B grassland mowing vs truth (tolerance -3/+20 days)"] = pd.DataFrame(rows)
-    stage("L4B grassland mowing", started, summary)
+    stage("L4B grassland mowing", started, summaries["l4b"])
 
     started = time.perf_counter()
     import_config(workspace, SITE, year, world.l4c_configs[year], "BEL")
@@ -282,39 +299,33 @@ def _catalogue_stages(
             import_practices(workspace, SITE, year, world.practices[year][code])
     l4c = get_processor("l4c")
     csvs = []
-    summaries = []
+    practice_summaries = []
     for practice in ("catchcrop", "na", "nfc", "fallow"):
         l4c_result = l4c.run(
             context(f"L4C practices ({practice})"), l4c.parse_parameters({"practice": practice})
         )
         csvs.append(Path(l4c_result.outputs["csv"]))
-        summaries.append(f"{practice}: {l4c_result.summary}")
+        practice_summaries.append(f"{practice}: {l4c_result.summary}")
     l4c_figures = evaluate_practices(csvs, world.truth_parcels[year])
     report.figures |= l4c_figures
     report.tables["L4C agricultural practices vs truth"] = _figure_table(l4c_figures)
-    stage("L4C agricultural practices", started, "; ".join(summaries))
+    stage("L4C agricultural practices", started, "; ".join(practice_summaries))
 
     started = time.perf_counter()
-    baresoil = get_processor("baresoil")
-    baresoil_result = baresoil.run(context("bare soil"), baresoil.parse_parameters({}))
-    baresoil_figures = evaluate_baresoil(baresoil_result.outputs["product"], world, year)
+    baresoil_figures = evaluate_baresoil(outputs["baresoil"]["product"], world, year)
     report.figures |= baresoil_figures
     report.tables["Bare soil vs truth (10-day periods observed by S2)"] = _figure_table(
         baresoil_figures
     )
-    stage("bare soil", started, baresoil_result.summary)
+    stage("bare soil", started, summaries["baresoil"])
 
     started = time.perf_counter()
-    heterogeneity = get_processor("heterogeneity")
-    heterogeneity_result = heterogeneity.run(
-        context("heterogeneity"), heterogeneity.parse_parameters({})
-    )
     heterogeneity_figures = evaluate_heterogeneity(
-        heterogeneity_result.outputs["product"], world.truth_parcels[year]
+        outputs["heterogeneity"]["product"], world.truth_parcels[year]
     )
     report.figures |= heterogeneity_figures
     report.tables["Sub-parcel heterogeneity vs truth"] = _figure_table(heterogeneity_figures)
-    stage("sub-parcel heterogeneity", started, heterogeneity_result.summary)
+    stage("sub-parcel heterogeneity", started, summaries["heterogeneity"])
 
 
 def _figure_table(figures: dict[str, float]) -> pd.DataFrame:

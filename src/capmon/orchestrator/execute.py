@@ -116,6 +116,8 @@ class SeasonRunReport:
     processors_failed: list[tuple[str, str]] = field(default_factory=list)
     processors_up_to_date: list[str] = field(default_factory=list)
     processors_not_due: list[str] = field(default_factory=list)
+    processor_outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The outputs (files, product folder) of each processor run, by processor id."""
     workers: dict[int, int] = field(default_factory=dict)
     """Extraction units per worker pid."""
     seconds: float = 0.0
@@ -544,6 +546,8 @@ def _execute(
             if outcome.status == "finished":
                 jobs.set_task_status(workspace, task_id, ActivityStatus.FINISHED, output_key=key)
                 report.processors_run.append((outcome.name, outcome.message))
+                outputs = outcome.details.get("outputs", {})
+                report.processor_outputs[outcome.name] = {k: str(v) for k, v in outputs.items()}
                 jobs.append_log(workspace, job_id, f"{outcome.name}: {outcome.message}")
             else:
                 failed_processors = True
