@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -103,4 +104,53 @@ def extract(
         render(result, console)
         if json_path is not None:
             write_json(result, json_path)
+            console.print(f"Figures written to {json_path}")
+
+
+@bench_app.command("scale")
+def scale(
+    parcels: Annotated[int, typer.Option(help="Parcels in all (split over the tiles).")] = 40_000,
+    tiles: Annotated[int, typer.Option(help="Adjacent S2 tiles, one window each (1-4).")] = 2,
+    dates: Annotated[int, typer.Option(help="Acquisitions (COG products) per tile.")] = 10,
+    signals: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated signals [default: the MDB's 18 default signals]."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated world.")] = 20240601,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Keep (and reuse) the generated world here [default: a temp folder]."),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write every figure to this JSON file.")
+    ] = None,
+) -> None:
+    """Run the season extraction through the orchestrator on 1 then 2 Dask workers: speedup,
+    scheduling overhead, throughput, worker memory, identical MDBs."""
+    from capmon.bench.scale import ScaleConfig, run_scale
+    from capmon.bench.scale import render as render_scale
+    from capmon.bench.scale import write_json as write_scale_json
+
+    with reported_errors():
+        chosen = tuple(s.strip() for s in (signals or "").split(",") if s.strip())
+        config = ScaleConfig(parcels=parcels, tiles=tiles, dates=dates, seed=seed)
+        if chosen:
+            config = dataclasses.replace(config, signals=chosen)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+
+            def step(label: str, total: int) -> Callable[[int], None]:
+                task = bar.add_task(label, total=total)
+                return lambda n: bar.advance(task, n)
+
+            result = run_scale(config, workdir, step)
+        render_scale(result, console)
+        if json_path is not None:
+            write_scale_json(result, json_path)
             console.print(f"Figures written to {json_path}")

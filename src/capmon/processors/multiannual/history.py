@@ -24,6 +24,17 @@ Flags (see docs/use-cases-2022.md):
   before) with a bare-soil period this year: ploughing or tillage of permanent grassland;
 * ``class_contradiction``: declared grassland with a harvest phase, or a declared arable crop
   (not fallow) with grassland behaviour.
+
+Crop-type predictions (optional, :func:`predicted_classes`): when the year has an L4A product,
+each parcel's predicted class (``CT_pred_1``, an L4A class number) is mapped to a cover class
+through the LUT flags of the crops of that class (``grassland`` when one of them is permanent or
+temporary grassland, ``fallow`` when all are fallow, ``arable`` when they are arable land, else
+``permanent_crop``). A confident prediction (``CT_conf_1`` >= ``min_confidence``) is observed
+evidence next to the MDB behaviour: it raises ``class_contradiction`` when it contradicts the
+declaration (declared grassland predicted as an arable crop, a declared arable crop predicted as
+grassland), and, in a year whose MDB behaviour is ``unknown`` (no MDB, too few dekads), a
+predicted grassland counts as a grass year. Predicted fallow contradicts nothing. Without an
+L4A product everything rests on the MDB behaviour, as before.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from capmon.errors import InputError
+from capmon.errors import ColumnError, InputError
 from capmon.mdb.query import MarkersDatabase
 from capmon.parcels.codes import crop_keys
 from capmon.processors.baresoil.detect import BARE, NO_DATA, VEG, detect_bare_soil
@@ -47,6 +58,8 @@ PERMANENT_CROP = "permanent_crop"
 UNKNOWN = "unknown"
 GRASSLAND = "grassland"
 FLAGS = ("tg_5_years", "pg_ploughed", "class_contradiction")
+FALLOW = "fallow"
+PREDICTION_COLUMNS = ("parcel_id", "predicted_crop", "predicted_confidence", "predicted_class")
 BEHAVIOUR_COLUMNS = (
     "parcel_id", "observed_dekads", "bare_dekads", "first_bare", "residue_dekads",
     "mowing_like_drops", "ndvi_min", "observed_class",
@@ -84,6 +97,45 @@ def declared_classes(parcels: pd.DataFrame, lut: pd.DataFrame) -> pd.DataFrame:
             "fallow": fallow & found,
         }
     )
+
+
+def predicted_classes(predictions: pd.DataFrame, lut: pd.DataFrame, *, source: str) -> pd.DataFrame:
+    """Cover class of each parcel's L4A prediction (see module): ``PREDICTION_COLUMNS``.
+
+    ``predictions`` is an L4A ``Parcels_all_with_predictions`` table (``NewID``, ``CT_pred_1``,
+    ``CT_conf_1``); ``source`` names it in errors. Parcels without a prediction, or predicted in
+    a class absent from the LUT, get ``unknown``.
+    """
+    missing = [c for c in ("NewID", "CT_pred_1", "CT_conf_1") if c not in predictions]
+    if missing:
+        raise ColumnError(f"the L4A predictions {source} lack column(s) {', '.join(missing)}")
+    if "ctnuml4a" not in lut:
+        raise ColumnError("the crop LUT lacks column ctnuml4a (L4A class of each crop)")
+    classes = lut.dropna(subset=["ctnuml4a"]).assign(
+        _class=lambda t: pd.to_numeric(t["ctnuml4a"], errors="coerce")
+    )
+    flags = classes.groupby("_class").agg(
+        grass=("pgrass", "any"), temporary=("tgrass", "any"), fallow=("fallow", "all"),
+        arable=("al", "any"),
+    )  # fmt: skip
+    cover = pd.Series(
+        np.select(
+            [flags["grass"] | flags["temporary"], flags["fallow"], flags["arable"]],
+            [GRASSLAND, FALLOW, ARABLE],
+            PERMANENT_CROP,
+        ),
+        index=flags.index,
+    )
+    crop = pd.to_numeric(predictions["CT_pred_1"], errors="coerce")
+    confidence = pd.to_numeric(predictions["CT_conf_1"], errors="coerce")
+    return pd.DataFrame(
+        {
+            "parcel_id": pd.to_numeric(predictions["NewID"], errors="raise").astype(np.int64),
+            "predicted_crop": crop.astype("Int64"),
+            "predicted_confidence": confidence.astype(np.float64),
+            "predicted_class": crop.map(cover).fillna(UNKNOWN).astype(object),
+        }
+    ).drop_duplicates("parcel_id")
 
 
 def observed_behaviour(
@@ -187,12 +239,14 @@ def parcel_history(
     *,
     grass_years_rule: int = 5,
     harvest_dekads: int = 2,
+    min_confidence: float = 0.7,
 ) -> pd.DataFrame:
     """One row per parcel and year with classes, the consecutive grass years and the flags.
 
     ``years`` maps each year to its :func:`declared_classes` table joined with its
-    :func:`observed_behaviour` (observed columns NaN when the year has no MDB); ``lineage``
-    is :func:`capmon.processors.multiannual.link.lineages`.
+    :func:`observed_behaviour` (observed columns NaN when the year has no MDB) and, when the
+    year has an L4A product, its :func:`predicted_classes` (``PREDICTION_COLUMNS``, NaN
+    otherwise); ``lineage`` is :func:`capmon.processors.multiannual.link.lineages`.
     """
     frames = []
     for year, table in sorted(years.items()):
@@ -200,13 +254,23 @@ def parcel_history(
     rows = pd.concat(frames, ignore_index=True).merge(lineage, on=["year", "parcel_id"], how="left")
     rows = rows.sort_values(["year", "parcel_id"]).reset_index(drop=True)
     rows["observed_class"] = rows["observed_class"].fillna(UNKNOWN)
+    for column in PREDICTION_COLUMNS[1:]:
+        if column not in rows:
+            rows[column] = np.nan
+    rows["predicted_class"] = rows["predicted_class"].fillna(UNKNOWN)
+    confident = rows["predicted_confidence"].fillna(0).to_numpy(np.float64) >= min_confidence
+    predicted = np.where(confident, rows["predicted_class"].to_numpy(dtype=object), UNKNOWN)
     n = len(rows)
     grass_years = np.zeros(n, dtype=np.int64)
     cover = rows["declared_class"].to_numpy(dtype=object).copy()
     predecessor_row = np.full(n, -1, dtype=np.int64)
     declared = rows["declared_class"].to_numpy(dtype=object)
     observed = rows["observed_class"].to_numpy(dtype=object)
-    grass = np.isin(declared, [PERMANENT_GRASSLAND, TEMPORARY_GRASSLAND]) | (observed == GRASSLAND)
+    grass = (
+        np.isin(declared, [PERMANENT_GRASSLAND, TEMPORARY_GRASSLAND])
+        | (observed == GRASSLAND)
+        | ((observed == UNKNOWN) & (predicted == GRASSLAND))
+    )
     year_of = rows["year"].to_numpy()
     for year in sorted(years):  # a predecessor's year is always done first
         here = np.flatnonzero(year_of == year)
@@ -248,9 +312,18 @@ def parcel_history(
     rows["pg_ploughed"] = flagged
     grass_declared = rows["declared_class"].isin([PERMANENT_GRASSLAND, TEMPORARY_GRASSLAND])
     crop_declared = (rows["declared_class"] == ARABLE) & ~rows["fallow"].astype(bool)
-    rows["class_contradiction"] = (
+    by_behaviour = (
         grass_declared & (rows["residue_dekads"].fillna(0) >= harvest_dekads)
     ) | (crop_declared & (rows["observed_class"] == GRASSLAND))
+    by_prediction = (grass_declared & (predicted == ARABLE)) | (
+        crop_declared & (predicted == GRASSLAND)
+    )
+    rows["class_contradiction"] = by_behaviour | by_prediction
+    rows["contradiction_evidence"] = np.select(
+        [by_behaviour & by_prediction, by_behaviour, by_prediction],
+        ["behaviour+prediction", "behaviour", "prediction"],
+        "",
+    )
     rows["previous_cover_class"] = previous_cover
     return rows
 
