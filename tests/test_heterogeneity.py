@@ -3,6 +3,7 @@ heterogeneity`` + ``capmon eval heterogeneity`` on a small synthetic world."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -10,10 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
 from typer.testing import CliRunner
 
 from capmon.cli.main import app
 from capmon.errors import ColumnError, InputError
+from capmon.mdb.labels import PixelGrid
 from capmon.parcels import import_declarations, import_lut
 from capmon.processors import RunContext, get_processor
 from capmon.processors.heterogeneity.evaluate import evaluate_heterogeneity, read_truth
@@ -24,6 +29,7 @@ from capmon.processors.heterogeneity.methods import (
     cv_method,
     mixture_method,
 )
+from capmon.processors.heterogeneity.pixels import coherence_on_grid
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import ingest_products
 from capmon.synth import SynthWorld, generate_world
@@ -99,6 +105,63 @@ def test_cluster_method_and_a_uniform_window() -> None:
     table, clustered = cluster_method([uniform], [1], k=3, persistence=1)
     assert not table["cluster_flag"].any()
     assert clustered == []
+
+
+def coherence_window(day: date) -> DateImage:
+    """Parcel 1 (rows 0-19): two parts of NDVI 0.70 and 0.78 (a difference k-means on NDVI
+    does not separate in a window spanning 0.1-0.95) with coherence 0.15 and 0.75; the rest of
+    the window is spread over NDVI 0.1, 0.4, 0.95 with coherence 0.3."""
+    rng = np.random.default_rng(day.day)
+    ndvi = np.full((40, 40), 0.70, dtype=np.float32)
+    ndvi[:20, 20:] = 0.78
+    ndvi[20:27], ndvi[27:34], ndvi[34:] = 0.1, 0.4, 0.95
+    cohe = np.full((40, 40), 0.3, dtype=np.float32)
+    cohe[:20, :20], cohe[:20, 20:] = 0.15, 0.75
+    ndvi += rng.normal(0, 0.005, ndvi.shape).astype(np.float32)
+    cohe += rng.normal(0, 0.005, cohe.shape).astype(np.float32)
+    index = np.arange(1600).reshape(40, 40)
+    return DateImage(day, ndvi, {1: index[:20].ravel()}, cohe_vv=cohe)
+
+
+def test_cluster_method_with_coherence() -> None:
+    images = [coherence_window(date(2024, 6, d)) for d in (1, 11)]
+    ndvi_only, _ = cluster_method(images, [1], k=3, persistence=2)
+    with_cohe, clustered = cluster_method(images, [1], k=3, persistence=2, use_coherence=True)
+    assert not ndvi_only["cluster_flag"].iloc[0]
+    assert with_cohe["cluster_flag"].iloc[0]
+    assert with_cohe["cluster_score"].iloc[0] == pytest.approx(0.08, abs=0.01)
+    centres = clustered[0].centres  # mean NDVIs of the clusters, not z-scores
+    assert centres.min() == pytest.approx(0.25, abs=0.01)  # NDVI 0.1 and 0.4 together
+    assert centres.max() < 0.96
+
+
+def write_cohe(folder: Path, transform: Affine, values: np.ndarray) -> Path:
+    path = folder / "SEN4CAP_L2A_S1_V20240610T173310_20240604T173310_VV_088_COHE.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=values.shape[1], height=values.shape[0],
+                       count=1, dtype="float32", crs=CRS.from_epsg(32631),
+                       transform=transform, nodata=0) as dst:  # fmt: skip
+        dst.write(values.astype(np.float32), 1)
+    return path
+
+
+def test_coherence_on_the_optical_grid(tmp_path: Path) -> None:
+    values = np.arange(1, 17, dtype=np.float32).reshape(4, 4) / 20  # 20 m pixels
+    path = write_cohe(tmp_path, Affine(20, 0, 600000, 0, -20, 5600000), values)
+    # aligned: 10 m grid starting one 10 m pixel inside, one row and column beyond
+    aligned = PixelGrid(CRS.from_epsg(32631), Affine(10, 0, 600010, 0, -10, 5599990), 8, 8)
+    cohe = coherence_on_grid(path, aligned)
+    assert cohe.shape == (8, 8)
+    assert cohe[0, 0] == pytest.approx(values[0, 0])  # replicated, not interpolated
+    assert cohe[0, 1] == pytest.approx(values[0, 1])
+    assert cohe[1, 1] == pytest.approx(values[1, 1])
+    assert np.isnan(cohe[7]).all()  # below the product: no data
+    # shifted by 5 m: bilinear reprojection, values between the neighbours'
+    shifted = PixelGrid(CRS.from_epsg(32631), Affine(10, 0, 600015, 0, -10, 5599985), 6, 6)
+    warped = coherence_on_grid(path, shifted)
+    assert np.isfinite(warped[1:4, 1:4]).all()
+    assert values.min() <= np.nanmin(warped)
+    assert np.nanmax(warped) <= values.max()
+    assert not np.isin(np.round(warped[2, 2], 4), np.round(values, 4))
 
 
 def test_read_truth_errors(tmp_path: Path) -> None:
@@ -188,3 +251,24 @@ def test_heterogeneity_cv_only_and_errors(season: tuple[Workspace, SynthWorld]) 
         )
     with pytest.raises(ValueError, match="methods"):
         processor.parse_parameters({"methods": ["kmeans"]})
+
+
+def test_coherence_option_without_s1(season: tuple[Workspace, SynthWorld]) -> None:
+    """A season without S1: the option is ignored with a note (NR), not a crash."""
+    workspace, world = season
+    processor = get_processor("heterogeneity")
+    with workspace.session() as session:
+        site = get_site(session, SITE)
+        season_row = get_season(session, site, str(world.years[0]))
+    parameters = processor.parse_parameters(
+        {"methods": ["cluster"], "cluster_features": ["ndvi", "cohe_vv"]}
+    )
+    result = processor.run(RunContext(workspace, site, season_row), parameters)
+    report = json.loads((Path(result.outputs["product"]) / "report.json").read_text("utf-8"))
+    assert report["cluster_features"] == ["ndvi"]
+    assert any("cohe_vv ignored (NR)" in note for note in report["notes"])
+    with pytest.raises(InputError, match="must include ndvi"):
+        processor.run(
+            RunContext(workspace, site, season_row),
+            processor.parse_parameters({"cluster_features": ["cohe_vv"]}),
+        )

@@ -3,7 +3,9 @@ the CAP rules on hand-made histories, and ``capmon run multiannual`` on a small 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -13,8 +15,8 @@ from shapely.geometry import box
 from typer.testing import CliRunner
 
 from capmon.cli.main import app
-from capmon.errors import CRSError, InputError, NotFoundError
-from capmon.parcels import import_declarations, import_lut
+from capmon.errors import ColumnError, CRSError, InputError, NotFoundError
+from capmon.parcels import import_declarations, import_lut, load_lut, load_parcels
 from capmon.processors import RunContext, get_processor
 from capmon.processors.baresoil.detect import BARE, NO_DATA, VEG
 from capmon.processors.multiannual.evaluate import evaluate_multiannual, ploughing_cases
@@ -26,11 +28,12 @@ from capmon.processors.multiannual.history import (
     UNKNOWN,
     declared_classes,
     parcel_history,
+    predicted_classes,
     rotation_sequences,
     season_behaviour,
 )
 from capmon.processors.multiannual.link import common_crs, lineages, link_years
-from capmon.processors.multiannual.processor import parse_years
+from capmon.processors.multiannual.processor import parse_l4a_paths, parse_years
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import ingest_products
 from capmon.synth import SynthWorld, generate_world
@@ -209,6 +212,79 @@ def test_rules_on_hand_made_histories() -> None:
     assert 9 not in sequences.index  # not in the last year
 
 
+def l4a_lut() -> pd.DataFrame:
+    """The hand-made LUT with L4A classes: 1 wheat, 9 grassland (permanent and temporary),
+    10 fallow, 11 vineyard."""
+    return lut().assign(ctnuml4a=[1, 9, 9, 10, 11])
+
+
+def test_predicted_classes_from_an_l4a_table() -> None:
+    csv = io.StringIO(
+        "NewID,CT_pred_1,CT_conf_1,Classif_r\n"
+        "1,1,0.95,Classified_conform\n2,9,0.9,Classified_conform\n3,10,0.8,x\n"
+        "4,11,0.99,x\n5,,,Not_classified\n6,42,0.9,x\n"
+    )
+    table = predicted_classes(pd.read_csv(csv), l4a_lut(), source="hand.csv")
+    assert table["predicted_class"].tolist() == [
+        ARABLE, GRASSLAND, "fallow", "permanent_crop", UNKNOWN, UNKNOWN,
+    ]  # fmt: skip
+    assert table["predicted_confidence"].iloc[0] == pytest.approx(0.95)
+    with pytest.raises(ColumnError, match="CT_conf_1"):
+        predicted_classes(pd.DataFrame({"NewID": [1], "CT_pred_1": [1]}), l4a_lut(), source="x")
+    with pytest.raises(ColumnError, match="ctnuml4a"):
+        predicted_classes(pd.read_csv(io.StringIO("NewID,CT_pred_1,CT_conf_1\n1,1,0.9\n")),
+                          lut(), source="x")  # fmt: skip
+
+
+def test_confident_predictions_contradicting_the_declaration() -> None:
+    tg, pg, ar = TEMPORARY_GRASSLAND, PERMANENT_GRASSLAND, ARABLE
+    # (parcel, declared, crop, observed, bare, residue) and (predicted class, confidence)
+    plans = {
+        1: ((1, ar, "311", UNKNOWN, 0, 0), (GRASSLAND, 0.9)),  # crop declared, grass predicted
+        2: ((2, pg, "60", GRASSLAND, 0, 0), (ARABLE, 0.85)),  # grass declared, crop predicted
+        3: ((3, ar, "311", UNKNOWN, 0, 0), (GRASSLAND, 0.5)),  # not confident: no evidence
+        4: ((4, tg, "63", GRASSLAND, 0, 0), ("fallow", 0.95)),  # fallow contradicts nothing
+        5: ((5, tg, "63", ARABLE, 0, 3), (ARABLE, 0.9)),  # both kinds of evidence
+        6: ((6, ar, "311", ARABLE, 2, 2), (ARABLE, 0.9)),  # agreement
+    }
+    table = year_table([p[0] for p in plans.values()])
+    predictions = pd.DataFrame(
+        {
+            "parcel_id": list(plans),
+            "predicted_crop": 1,
+            "predicted_confidence": [p[1][1] for p in plans.values()],
+            "predicted_class": [p[1][0] for p in plans.values()],
+        }
+    )
+    lineage = pd.DataFrame({"year": 2024, "parcel_id": list(plans), "relation": "new",
+                            "lineage": [f"2024:{p}" for p in plans]})  # fmt: skip
+    lineage["predecessor"] = pd.Series([pd.NA] * len(plans), dtype="Int64")
+    with_l4a = parcel_history({2024: table.merge(predictions, on="parcel_id")}, lineage)
+    history = with_l4a.set_index("parcel_id")
+    assert history["class_contradiction"].to_dict() == {
+        1: True, 2: True, 3: False, 4: False, 5: True, 6: False,
+    }  # fmt: skip
+    assert history.loc[1, "contradiction_evidence"] == "prediction"
+    assert history.loc[5, "contradiction_evidence"] == "behaviour+prediction"
+    assert history.loc[1, "grass_years"] == 1  # no MDB behaviour: the prediction counts
+    assert history.loc[3, "grass_years"] == 0
+    # without L4A: only the MDB behaviour (parcel 5's harvest) is a contradiction
+    without = parcel_history({2024: table}, lineage).set_index("parcel_id")
+    assert without["class_contradiction"].to_dict() == {
+        1: False, 2: False, 3: False, 4: False, 5: True, 6: False,
+    }  # fmt: skip
+    assert without["predicted_class"].eq(UNKNOWN).all()
+
+
+def test_parse_l4a_paths() -> None:
+    assert parse_l4a_paths(["2023=/a/b", " 2024 = c.csv"]) == {2023: Path("/a/b"),
+                                                            2024: Path("c.csv")}  # fmt: skip
+    with pytest.raises(InputError, match="YEAR=PATH"):
+        parse_l4a_paths(["/a/b"])
+    with pytest.raises(InputError, match="twice"):
+        parse_l4a_paths(["2023=a", "2023=b"])
+
+
 def dekad_status(series: dict[int, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Bare-soil pipeline tables from per-parcel strings of dekads from 1 February: ``B`` bare,
     ``-`` no data, a digit ``d``: vegetation with NDVI d/10."""
@@ -374,6 +450,53 @@ def test_multiannual_processor(multi_year: tuple[Workspace, SynthWorld]) -> None
     assert figures["ma_lpis_changes_linked"] == 1.0 or np.isnan(figures["ma_lpis_changes_linked"])
     assert (folder / "sequences.csv").exists()
     assert (folder / "flags.csv").exists()
+    assert "no L4A product" in report
+    assert history["contradiction_evidence"].fillna("").ne("prediction").all()
+
+
+def test_multiannual_with_a_hand_made_l4a_csv(
+    multi_year: tuple[Workspace, SynthWorld], tmp_path: Path
+) -> None:
+    """A confident L4A prediction of grassland on a declared crop is flagged; low confidence
+    and the other year (no L4A) are not."""
+    workspace, world = multi_year
+    first, last = world.years
+    processor = get_processor("multiannual")
+    with workspace.session() as session:
+        site = get_site(session, SITE)
+    declared = declared_classes(
+        load_parcels(workspace, SITE, last), load_lut(workspace, SITE, last)
+    )
+    crops = declared[(declared["declared_class"] == ARABLE) & ~declared["fallow"]]
+    target, other = int(crops["parcel_id"].iloc[0]), int(crops["parcel_id"].iloc[1])
+    grass_class = int(load_lut(workspace, SITE, last).query("pgrass")["ctnuml4a"].iloc[0])
+    csv = tmp_path / "Parcels_all_with_predictions_0101_0000.csv"
+    pd.DataFrame(
+        {"NewID": [target, other], "CT_pred_1": [grass_class, grass_class],
+         "CT_conf_1": [0.93, 0.4]}
+    ).to_csv(csv, index=False)  # fmt: skip
+    result = processor.run(
+        RunContext(workspace, site, None),
+        processor.parse_parameters({"years": f"{first}-{last}", "l4a": [f"{last}={tmp_path}"]}),
+    )
+    folder = Path(result.outputs["product"])
+    history = pd.read_csv(folder / "history.csv").set_index(["year", "parcel_id"])
+    assert history.loc[(last, target), "class_contradiction"]
+    assert history.loc[(last, target), "contradiction_evidence"] == "prediction"
+    assert history.loc[(last, target), "predicted_class"] == GRASSLAND
+    assert not history.loc[(last, other), "class_contradiction"]
+    flags = pd.read_csv(folder / "flags.csv")
+    evidence = flags.loc[flags["parcel_id"].eq(target) & flags["year"].eq(last), "evidence"]
+    assert "L4A predicted grassland" in evidence.iloc[0]
+    report = (folder / "report.json").read_text(encoding="utf-8")
+    assert f"{first}: no L4A product" in report
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NotFoundError, match="Parcels_all_with_predictions"):
+        processor.run(
+            RunContext(workspace, site, None),
+            processor.parse_parameters({"years": f"{first}-{last}",
+                                        "l4a": [f"{last}={tmp_path / 'empty'}"]}),
+        )  # fmt: skip
 
 
 def test_multiannual_errors(multi_year: tuple[Workspace, SynthWorld]) -> None:

@@ -17,7 +17,9 @@
    NDVIs differ by more than ``min_difference`` (the webinar showed differences of
    0.07-0.15). Heterogeneous when
    ``persistence`` dates vote so. A window where k-means finds fewer distinct clusters than
-   asked (a uniform scene) gives no vote.
+   asked (a uniform scene) gives no vote. With ``use_coherence`` the k-means runs on the
+   standardised (z-score over the window) NDVI and S1 coherence VV of each pixel (pixels valid
+   in both); the vote still compares the clusters' mean NDVIs.
 
 Each function returns one row per parcel: ``<method>_flag``, ``<method>_score`` and
 ``<method>_dates`` (the dates that voted, ``;``-separated).
@@ -45,12 +47,14 @@ class DateImage:
     """NDVI of one acquisition on a product grid and the parcels' pixels on it.
 
     ``ndvi`` is the full image (NaN = invalid); ``parcels`` maps each parcel id to the flat
-    indices of its pixels.
+    indices of its pixels; ``cohe_vv`` is the S1 coherence VV of a pair close in time on the
+    same grid (None when not used or not available).
     """
 
     day: date
     ndvi: npt.NDArray[np.float32]
     parcels: Mapping[int, npt.NDArray[np.int64]]
+    cohe_vv: npt.NDArray[np.float32] | None = None
 
 
 def _votes_table(
@@ -159,25 +163,43 @@ class ClusterLabels:
 
 
 def cluster_image(
-    image: DateImage, *, k: int = 5, sample: int = 50000, seed: int = 0
+    image: DateImage,
+    *,
+    k: int = 5,
+    sample: int = 50000,
+    seed: int = 0,
+    use_coherence: bool = False,
 ) -> ClusterLabels | None:
-    """Mini-batch k-means of the clear pixels of the window; None when it is too uniform."""
+    """Mini-batch k-means of the clear pixels of the window; None when it is too uniform.
+
+    With ``use_coherence`` (and a coherence image) the features are the standardised NDVI and
+    coherence VV; ``centres`` are always the clusters' mean NDVIs.
+    """
     values = image.ndvi.ravel()
-    valid = np.flatnonzero(np.isfinite(values))
+    columns = [values]
+    if use_coherence and image.cohe_vv is not None:
+        columns.append(image.cohe_vv.ravel())
+    stacked = np.column_stack(columns).astype(np.float64)
+    valid = np.flatnonzero(np.isfinite(stacked).all(axis=1))
     if len(valid) < 10 * k:
         return None
-    x = values[valid].astype(np.float64).reshape(-1, 1)
+    x = stacked[valid]
+    if x.shape[1] > 1:
+        spread = x.std(axis=0)
+        x = (x - x.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
     rng = np.random.default_rng(seed)
     fit_on = x if len(x) <= sample else x[rng.choice(len(x), sample, replace=False)]
-    distinct = len(np.unique(np.round(fit_on, 3)))
+    distinct = len(np.unique(np.round(fit_on, 3), axis=0))
     if distinct < k:
         return None  # one cluster only (a uniform window): nothing to compare
     model = MiniBatchKMeans(k, random_state=seed, n_init=3, batch_size=4096).fit(fit_on)
+    predicted = model.predict(x).astype(np.int16)
     labels = np.full(values.shape, -1, dtype=np.int16)
-    labels[valid] = model.predict(x).astype(np.int16)
-    return ClusterLabels(
-        image.day, labels.reshape(image.ndvi.shape), model.cluster_centers_.ravel()
-    )
+    labels[valid] = predicted
+    counts = np.bincount(predicted, minlength=k)
+    sums = np.bincount(predicted, weights=values[valid].astype(np.float64), minlength=k)
+    centres = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return ClusterLabels(image.day, labels.reshape(image.ndvi.shape), centres)
 
 
 def cluster_method(
@@ -189,12 +211,13 @@ def cluster_method(
     min_difference: float = 0.07,
     persistence: int = 2,
     seed: int = 0,
+    use_coherence: bool = False,
 ) -> tuple[pd.DataFrame, list[ClusterLabels]]:
     """The clustering-by-tile method (see the module docstring) and the cluster images."""
     votes: dict[int, list[tuple[date, float]]] = {}
     clustered = []
     for image in images:
-        clusters = cluster_image(image, k=k, seed=seed)
+        clusters = cluster_image(image, k=k, seed=seed, use_coherence=use_coherence)
         if clusters is None:
             continue
         clustered.append(clusters)

@@ -6,6 +6,11 @@ chosen product is opened with :func:`capmon.sources.open_product`; NDVI is compu
 with :func:`capmon.signals.compute_signals`, invalid pixels (mask) are NaN, and the parcels'
 pixels come from :func:`capmon.mdb.labels.parcel_pixels` (pixel-centre rule, inward buffer),
 the same rule as the MDB's, computed once per grid.
+
+With coherence as a clustering feature, the S1 coherence VV of a product close in time is put
+on the optical 10 m grid (:func:`coherence_on_grid`): by integer-factor pixel replication of
+the 20 m product when its grid is aligned with the optical one (same CRS, pixel edges on the
+10 m lattice), else by bilinear reprojection (``rasterio.warp.reproject``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+from rasterio.warp import Resampling, reproject
 
 from capmon.errors import InputError
 from capmon.mdb.labels import PixelGrid, parcel_pixels
@@ -89,3 +96,50 @@ def image_grid(path: Path) -> PixelGrid:
     """The 10 m grid of a product (for vectorising clusters)."""
     grid: PixelGrid = open_product(path).grid(RESOLUTION)
     return grid
+
+
+def _aligned(source: PixelGrid, target: PixelGrid) -> bool:
+    """Same CRS, north-up, source pixels an integer multiple of the target's, edges aligned."""
+    if source.crs != target.crs:
+        return False
+    s, t = source.transform, target.transform
+    if s.b or s.d or t.b or t.d or t.e >= 0 or s.e >= 0:
+        return False
+    factor = s.a / t.a
+    if abs(factor - round(factor)) > 1e-6 or round(factor) < 1 or abs(s.e / t.e - factor) > 1e-6:
+        return False
+    columns, rows = (s.c - t.c) / t.a, (s.f - t.f) / t.e
+    return abs(columns - round(columns)) < 1e-6 and abs(rows - round(rows)) < 1e-6
+
+
+def coherence_on_grid(path: Path, grid: PixelGrid) -> npt.NDArray[np.float32]:
+    """The coherence of an S1 COHE product on ``grid`` (NaN where it has no data)."""
+    reader = open_product(path)
+    if reader.info.product_type != "s1_cohe":
+        raise InputError(f"{path} is not an S1 coherence product")
+    band = reader.bands[0]
+    native: PixelGrid = reader.grid()
+    out = np.full(grid.shape, np.nan, dtype=np.float32)
+    if _aligned(native, grid):
+        fine: PixelGrid = reader.grid(grid.resolution[0])
+        values = reader.read(band, grid.resolution[0])
+        col0 = round((fine.transform.c - grid.transform.c) / grid.transform.a)
+        row0 = round((fine.transform.f - grid.transform.f) / grid.transform.e)
+        r_lo, c_lo = max(row0, 0), max(col0, 0)
+        r_hi = min(row0 + fine.height, grid.height)
+        c_hi = min(col0 + fine.width, grid.width)
+        if r_hi > r_lo and c_hi > c_lo:
+            out[r_lo:r_hi, c_lo:c_hi] = values[r_lo - row0 : r_hi - row0, c_lo - col0 : c_hi - col0]
+        return out
+    reproject(
+        source=reader.read(band),
+        destination=out,
+        src_transform=native.transform,
+        src_crs=native.crs,
+        dst_transform=grid.transform,
+        dst_crs=grid.crs,
+        src_nodata=np.nan,
+        dst_nodata=np.nan,
+        resampling=Resampling.bilinear,
+    )
+    return out

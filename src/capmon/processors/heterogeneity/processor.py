@@ -10,6 +10,7 @@ the date where their two main clusters differ most) and ``report.json``; catalog
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -40,7 +41,12 @@ from capmon.processors.heterogeneity.methods import (
     cv_method,
     mixture_method,
 )
-from capmon.processors.heterogeneity.pixels import choose_dates, image_grid, product_images
+from capmon.processors.heterogeneity.pixels import (
+    choose_dates,
+    coherence_on_grid,
+    image_grid,
+    product_images,
+)
 from capmon.processors.registry import (
     Processor,
     ProcessorInput,
@@ -51,12 +57,17 @@ from capmon.processors.registry import (
     register,
 )
 from capmon.sites import get_site
-from capmon.sources import list_products
+from capmon.sources import list_products, open_product
 
 PRODUCT_TYPE = "s4c_heterogeneity"
 PROCESSOR_ID = "heterogeneity"
 Method = Literal["cv", "mixture", "cluster"]
+ClusterFeature = Literal["ndvi", "cohe_vv"]
 METHODS: tuple[Method, ...] = ("cv", "mixture", "cluster")
+
+
+def _ndvi_only() -> list[ClusterFeature]:
+    return ["ndvi"]
 
 
 class HeterogeneityParameters(BaseModel):
@@ -84,6 +95,13 @@ class HeterogeneityParameters(BaseModel):
     months: list[int] = Field(
         default_factory=lambda: [4, 5, 6, 7, 8], description="Months the dates are chosen in."
     )
+    cluster_features: list[ClusterFeature] = Field(
+        default_factory=_ndvi_only,
+        description="k-means features: ndvi, or ndvi and cohe_vv (S1 coherence VV, standardised).",
+    )
+    cohe_max_days: int = Field(
+        default=6, ge=0, description="Coherence pair at most this many days from the S2 date."
+    )
     mdb: Path | None = Field(default=None, description="An MDB folder instead of the season's MDB.")
     parcels: Path | None = Field(
         default=None,
@@ -98,6 +116,8 @@ def run(context: RunContext, parameters: HeterogeneityParameters) -> RunResult:
         raise InputError("heterogeneity needs a season")
     if not parameters.methods:
         raise InputError("--methods needs at least one of cv, mixture, cluster")
+    if "ndvi" not in parameters.cluster_features:
+        raise InputError("--cluster-features must include ndvi (cohe_vv is an addition)")
     workspace, site = context.workspace, context.site
     year = season.end_date.year
     if parameters.parcels is not None:
@@ -130,6 +150,7 @@ def run(context: RunContext, parameters: HeterogeneityParameters) -> RunResult:
     clustered: list[ClusterLabels] = []
     images: list[DateImage] = []
     chosen: list[date] = []
+    coherence_dates: dict[str, str] = {}
     if {"mixture", "cluster"} & set(parameters.methods):
         chosen = choose_dates(rows, months=parameters.months, max_dates=parameters.max_dates)
         products = _optical_products(context, chosen)
@@ -149,11 +170,18 @@ def run(context: RunContext, parameters: HeterogeneityParameters) -> RunResult:
                 )
             )
         if "cluster" in parameters.methods:
+            use_coherence = "cohe_vv" in parameters.cluster_features and bool(images)
+            if use_coherence:
+                context.progress(0.65, "S1 coherence VV")
+                images, coherence_dates = _with_coherence(
+                    context, images, products, parameters.cohe_max_days, notes
+                )
+                use_coherence = bool(coherence_dates)
             context.progress(0.7, "k-means clustering")
             table, clustered = cluster_method(
                 images, ids, k=parameters.k, min_share=parameters.min_share,
                 min_difference=parameters.min_difference,
-                persistence=parameters.pixel_persistence,
+                persistence=parameters.pixel_persistence, use_coherence=use_coherence,
             )  # fmt: skip
             if images and not clustered:
                 notes.append("every window was uniform (one cluster): clustering gave no vote")
@@ -178,6 +206,10 @@ def run(context: RunContext, parameters: HeterogeneityParameters) -> RunResult:
     report = {
         "parameters": parameters.model_dump(mode="json"),
         "pixel_dates": [str(d) for d in chosen],
+        "cluster_features": (
+            ["ndvi", "cohe_vv"] if coherence_dates and "cluster" in parameters.methods else ["ndvi"]
+        ),
+        "coherence_dates": coherence_dates,
         "counts": counts,
         "agreement": agreement,
         "notes": notes,
@@ -216,6 +248,61 @@ def _optical_products(context: RunContext, days: list[date]) -> list[tuple[date,
             if day in wanted and day not in out:
                 out[day] = Path(product.path)
     return sorted(out.items())
+
+
+def _with_coherence(
+    context: RunContext,
+    images: list[DateImage],
+    products: list[tuple[date, Path]],
+    max_days: int,
+    notes: list[str],
+) -> tuple[list[DateImage], dict[str, str]]:
+    """Each image with the coherence VV of the nearest pair (within ``max_days``) on its grid,
+    and {S2 date: coherence date}. Dates without one are clustered on NDVI alone (noted)."""
+    with context.workspace.session() as session:
+        site = get_site(session, context.site.name)
+        candidates = [
+            (product.acquired_at.date(), Path(product.path))
+            for product in list_products(session, site, "s1_cohe")
+            if product.acquired_at is not None
+        ]
+    if not candidates:
+        notes.append(
+            "cluster_features cohe_vv ignored (NR): the season has no S1 coherence product; "
+            "k-means on NDVI only"
+        )
+        return images, {}
+    paths = dict(products)
+    out, used, missing = [], {}, []
+    for image in images:
+        near = sorted(
+            (abs((day - image.day).days), day, path)
+            for day, path in candidates
+            if abs((day - image.day).days) <= max_days
+        )
+        found = None
+        for _gap, day, path in near:
+            if open_product(path).info.polarisation == "VV":
+                found = (day, path)
+                break
+        if found is None:
+            missing.append(image.day.isoformat())
+            out.append(image)
+            continue
+        cohe = coherence_on_grid(found[1], image_grid(paths[image.day]))
+        out.append(dataclasses.replace(image, cohe_vv=cohe))
+        used[image.day.isoformat()] = found[0].isoformat()
+    if not used:
+        notes.append(
+            f"cluster_features cohe_vv ignored (NR): no S1 coherence VV within {max_days} days "
+            "of any pixel date; k-means on NDVI only"
+        )
+    elif missing:
+        notes.append(
+            f"no S1 coherence VV within {max_days} days of {', '.join(missing)}: "
+            "those dates clustered on NDVI only"
+        )
+    return out, used
 
 
 def _grid_of(context: RunContext, days: list[date]) -> tuple[str, Affine] | None:

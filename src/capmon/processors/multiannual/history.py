@@ -257,7 +257,7 @@ def parcel_history(
     for column in PREDICTION_COLUMNS[1:]:
         if column not in rows:
             rows[column] = np.nan
-    rows["predicted_class"] = rows["predicted_class"].fillna(UNKNOWN)
+    rows["predicted_class"] = rows["predicted_class"].astype(object).fillna(UNKNOWN)
     confident = rows["predicted_confidence"].fillna(0).to_numpy(np.float64) >= min_confidence
     predicted = np.where(confident, rows["predicted_class"].to_numpy(dtype=object), UNKNOWN)
     n = len(rows)
@@ -312,9 +312,9 @@ def parcel_history(
     rows["pg_ploughed"] = flagged
     grass_declared = rows["declared_class"].isin([PERMANENT_GRASSLAND, TEMPORARY_GRASSLAND])
     crop_declared = (rows["declared_class"] == ARABLE) & ~rows["fallow"].astype(bool)
-    by_behaviour = (
-        grass_declared & (rows["residue_dekads"].fillna(0) >= harvest_dekads)
-    ) | (crop_declared & (rows["observed_class"] == GRASSLAND))
+    by_behaviour = (grass_declared & (rows["residue_dekads"].fillna(0) >= harvest_dekads)) | (
+        crop_declared & (rows["observed_class"] == GRASSLAND)
+    )
     by_prediction = (grass_declared & (predicted == ARABLE)) | (
         crop_declared & (predicted == GRASSLAND)
     )

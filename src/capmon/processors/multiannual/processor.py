@@ -3,7 +3,9 @@ rotation sequences and CAP flags (``capmon run multiannual SITE --years 2021-202
 
 It is not tied to one season: it reads the declarations and LUT of every year and, when the
 year has a season with an extracted MDB, that MDB for the observed behaviour (bare-soil and
-residue dekads with the ``baresoil`` model, mowing-like NDVI drops). The product
+residue dekads with the ``baresoil`` model, mowing-like NDVI drops) and, when the year has an
+L4A product (the newest ``s4c_l4a`` product of the year's season in the catalogue, or
+``--l4a YEAR=PATH``), its crop-type predictions as further evidence. The product
 ``<home>/products/<site>/multiannual/<name>/`` holds ``links.csv``, ``history.csv``,
 ``sequences.csv``, ``flags.csv`` and ``report.json``; its catalogue type is ``s4c_multiannual``.
 """
@@ -19,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
-from capmon.catalog.models import DeclarationSet
+from capmon.catalog.models import DeclarationSet, Product
 from capmon.errors import InputError, NotFoundError
 from capmon.mdb.query import open_mdb
 from capmon.parcels import load_lut, load_parcels
@@ -34,9 +36,11 @@ from capmon.processors.baresoil.products import (
 from capmon.processors.multiannual.history import (
     BEHAVIOUR_COLUMNS,
     FLAGS,
+    PREDICTION_COLUMNS,
     declared_classes,
     observed_behaviour,
     parcel_history,
+    predicted_classes,
     rotation_sequences,
 )
 from capmon.processors.multiannual.link import common_crs, lineages, link_years
@@ -82,6 +86,19 @@ class MultiannualParameters(BaseModel):
     model: Path | None = Field(
         default=None, description="A calibrated bare-soil model file (capmon calibrate)."
     )
+    l4a: list[str] = Field(
+        default_factory=list,
+        description=(
+            "YEAR=PATH: an L4A product folder or predictions CSV for a year "
+            "[the newest s4c_l4a product of the year's season]."
+        ),
+    )
+    use_l4a: bool = Field(
+        default=True, description="Use L4A crop-type predictions as evidence when available."
+    )
+    l4a_min_confidence: float = Field(
+        default=0.7, ge=0, le=1, description="CT_conf_1 a prediction needs to count as evidence."
+    )
 
     @field_validator("years")
     @classmethod
@@ -89,6 +106,25 @@ class MultiannualParameters(BaseModel):
         if value is not None:
             parse_years(value)
         return value
+
+    @field_validator("l4a")
+    @classmethod
+    def _l4a(cls, value: list[str]) -> list[str]:
+        parse_l4a_paths(value)
+        return value
+
+
+def parse_l4a_paths(entries: list[str]) -> dict[int, Path]:
+    """``["2023=/path/product", ...]`` as {year: path}."""
+    out: dict[int, Path] = {}
+    for entry in entries:
+        year, sep, path = entry.partition("=")
+        if not sep or not year.strip().isdigit() or not path.strip():
+            raise InputError(f"--l4a must be YEAR=PATH, not {entry!r}")
+        if int(year) in out:
+            raise InputError(f"--l4a gives year {year.strip()} twice")
+        out[int(year)] = Path(path.strip())
+    return out
 
 
 def parse_years(text: str) -> list[int]:
@@ -124,6 +160,7 @@ def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
     parcels = {}
     tables = {}
     notes: list[str] = []
+    l4a_used: dict[str, int] = {}
     for k, year in enumerate(years):
         context.progress(0.6 * k / len(years), f"declarations and MDB of {year}")
         try:
@@ -134,7 +171,12 @@ def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
         parcels[year] = frame
         declared = declared_classes(frame, lut)
         behaviour = _year_behaviour(context, year, frame, model, parameters, notes)
-        tables[year] = declared.merge(behaviour, on="parcel_id", how="left")
+        table = declared.merge(behaviour, on="parcel_id", how="left")
+        predictions = _year_predictions(context, year, lut, parameters, notes)
+        if predictions is not None:
+            table = table.merge(predictions, on="parcel_id", how="left")
+            l4a_used[str(year)] = int(predictions["predicted_class"].ne("unknown").sum())
+        tables[year] = table
     crs = common_crs(parcels)
     link_frames = [
         link_years(parcels[a], parcels[b], a, b, crs=crs, min_share=parameters.min_share)
@@ -158,6 +200,7 @@ def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
         lineage,
         grass_years_rule=parameters.grass_years,
         harvest_dekads=parameters.harvest_dekads,
+        min_confidence=parameters.l4a_min_confidence,
     )
     sequences = rotation_sequences(history)
     flags = _flag_rows(history)
@@ -170,6 +213,13 @@ def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
         "parcels_per_year": {str(y): len(f) for y, f in parcels.items()},
         "links": {str(k): int(v) for k, v in relations.items()},
         "flags": counts,
+        "l4a_predictions": l4a_used,
+        "contradictions_by_evidence": {
+            str(k): int(v)
+            for k, v in history.loc[history["class_contradiction"], "contradiction_evidence"]
+            .value_counts()
+            .items()
+        },
         "notes": notes,
     }
     first, last = date(years[0], 1, 1), date(years[-1], 12, 31)
@@ -235,12 +285,62 @@ def _year_behaviour(
     return behaviour
 
 
+def _year_predictions(
+    context: RunContext,
+    year: int,
+    lut: pd.DataFrame,
+    parameters: MultiannualParameters,
+    notes: list[str],
+) -> pd.DataFrame | None:
+    """The year's L4A predictions (``PREDICTION_COLUMNS``), or None (noted) without one."""
+    if not parameters.use_l4a:
+        return None
+    path = parse_l4a_paths(parameters.l4a).get(year)
+    if path is None:
+        path = _catalogue_l4a(context, year)
+        if path is None:
+            notes.append(f"{year}: no L4A product, MDB behaviour only")
+            return None
+    if path.is_dir():
+        found = sorted(path.glob("Parcels_all_with_predictions_*.csv"))
+        if not found:
+            raise NotFoundError(f"the L4A product {path} has no Parcels_all_with_predictions CSV")
+        path = found[-1]
+    if not path.is_file():
+        raise NotFoundError(f"the L4A predictions {path} (year {year}) do not exist")
+    predictions = predicted_classes(pd.read_csv(path), lut, source=str(path))
+    notes.append(f"{year}: crop-type predictions from {path}")
+    return predictions[list(PREDICTION_COLUMNS)]
+
+
+def _catalogue_l4a(context: RunContext, year: int) -> Path | None:
+    """The newest ``s4c_l4a`` product ending in the first season of ``year``."""
+    with context.workspace.session() as session:
+        site = get_site(session, context.site.name)
+        seasons = sorted(
+            (s.start_date, s.end_date) for s in site.seasons if s.end_date.year == year
+        )
+        if not seasons:
+            return None
+        start, end = seasons[0]
+        products = session.scalars(
+            select(Product)
+            .where(Product.site_id == site.id, Product.product_type == "s4c_l4a")
+            .order_by(Product.created_at.desc(), Product.id.desc())
+        ).all()
+        for product in products:
+            if product.acquired_at is not None and start <= product.acquired_at.date() <= end:
+                return Path(product.path)
+    return None
+
+
 def _history_columns(history: pd.DataFrame) -> pd.DataFrame:
     columns = [
         "year", "parcel_id", "ori_id", "lineage", "predecessor", "relation", "ori_crop",
         "crop_name", "declared_class", "observed_class", "cover_class", "previous_cover_class",
         "grass_years", "observed_dekads", "bare_dekads", "first_bare", "residue_dekads",
-        "mowing_like_drops", "ndvi_min", *FLAGS,
+        "mowing_like_drops", "ndvi_min", *PREDICTION_COLUMNS[1:], *FLAGS,
+        "contradiction_evidence",
     ]  # fmt: skip
     out = history[columns].copy()
     out["first_bare"] = pd.to_datetime(out["first_bare"]).dt.strftime("%Y-%m-%d")
@@ -259,6 +359,12 @@ def _flag_rows(history: pd.DataFrame) -> pd.DataFrame:
         "class_contradiction": lambda r: (
             f"declared {r['declared_class']} ({r['crop_name']}), observed {r['observed_class']} "
             f"({r['bare_dekads']} bare, {r['residue_dekads']} residue dekads)"
+            + (
+                f"; L4A predicted {r['predicted_class']} (class {r['predicted_crop']}, "
+                f"confidence {r['predicted_confidence']:.2f})"
+                if "prediction" in str(r["contradiction_evidence"])
+                else ""
+            )
         ),
     }
     for flag in FLAGS:
