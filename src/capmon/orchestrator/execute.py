@@ -85,7 +85,12 @@ def dask_client(spec: ClusterSpec) -> Iterator[Client]:
         return
     if spec.workers < 1 or spec.threads < 1:
         raise InputError("--workers and --threads must be at least 1")
+    import dask
+
     with (
+        # Non-daemonic worker processes: processors may use their own process or thread pools
+        # (scikit-learn's n_jobs through joblib falls back to 1 job in a daemonic process).
+        dask.config.set({"distributed.worker.daemon": False}),
         LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=spec.workers,
             threads_per_worker=spec.threads,
