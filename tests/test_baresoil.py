@@ -41,7 +41,7 @@ from capmon.processors.baresoil.detect import (
 )
 from capmon.processors.baresoil.evaluate import evaluate_baresoil, truth_labels
 from capmon.processors.baresoil.model import RadarEvidence, ThresholdModel, load_model
-from capmon.processors.baresoil.products import season_mdb_folder
+from capmon.processors.common import season_mdb_folder
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import ingest_products
 from capmon.synth import SynthWorld, generate_world

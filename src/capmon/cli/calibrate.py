@@ -17,7 +17,7 @@ from capmon.processors.baresoil.calibration import (
     read_labels,
     write_calibration,
 )
-from capmon.processors.baresoil.products import season_mdb_folder
+from capmon.processors.common import season_mdb_folder
 from capmon.sites import get_season, get_site
 
 calibrate_app = typer.Typer(help="Calibrate processors on labelled data.", no_args_is_help=True)

@@ -39,8 +39,8 @@ from capmon.processors.baresoil.products import (
     new_product_folder,
     product_name,
     register_product,
-    season_mdb_folder,
 )
+from capmon.processors.common import season_mdb_folder
 from capmon.processors.registry import (
     Processor,
     ProcessorInput,

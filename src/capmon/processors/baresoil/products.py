@@ -1,5 +1,5 @@
-"""Workspace plumbing shared by the 2022 use-case processors (bare soil, heterogeneity,
-multi-annual): where a season's MDB is, a new product folder, writing it atomically and
+"""Product plumbing shared by the 2022 use-case processors (bare soil, heterogeneity,
+multi-annual): a new product folder, writing it atomically and
 registering it in the catalogue.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from capmon.catalog.models import DeclarationSet, Product, Site
-from capmon.errors import InputError, NotFoundError
-from capmon.mdb.extract import mdb_folder
-from capmon.parcels.store import latest_row
-from capmon.sites import get_site
+from capmon.catalog.models import Product, Site
+from capmon.errors import InputError
+from capmon.processors.common import midnight
 from capmon.workspace import Workspace, atomic_path
-
-
-def season_mdb_folder(workspace: Workspace, site: Site, season_name: str, year: int) -> Path:
-    """The MDB folder of a season for the newest declarations of ``year``, which must exist."""
-    with workspace.session() as session:
-        declarations = latest_row(session, DeclarationSet, get_site(session, site.name), year)
-        if declarations is None:
-            raise NotFoundError(f"site {site.name!r} has no declarations for {year}")
-        folder = mdb_folder(workspace, site.short_name, season_name, declarations.id)
-    if not folder.exists():
-        raise NotFoundError(
-            f"no markers database for site {site.name!r}, season {season_name} at {folder}; "
-            "extract it first with `capmon run mdb` or pass --mdb"
-        )
-    return folder
 
 
 def product_name(prefix: str, site: Site, first: date | None, last: date | None) -> str:
@@ -76,10 +59,6 @@ def write_product_folder(
     return {name: folder / name for name in [*writers, "report.json"]}
 
 
-def _midnight(day: date | None) -> datetime | None:
-    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
-
-
 def register_product(
     workspace: Workspace,
     site: Site,
@@ -96,8 +75,8 @@ def register_product(
                 site_id=site.id,
                 name=folder.name,
                 product_type=product_type,
-                acquired_at=_midnight(last),
-                acquired_first_at=_midnight(first),
+                acquired_at=midnight(last),
+                acquired_first_at=midnight(first),
                 path=str(folder),
                 properties=json.loads(json.dumps(dict(properties), default=str)),
             )

@@ -31,9 +31,9 @@ from capmon.processors.baresoil.products import (
     new_product_folder,
     product_name,
     register_product,
-    season_mdb_folder,
     write_product_folder,
 )
+from capmon.processors.common import season_mdb_folder
 from capmon.processors.heterogeneity.methods import (
     ClusterLabels,
     DateImage,

@@ -8,18 +8,17 @@ folder ``<home>/products/<site>/l4a/<name>/`` (see :mod:`capmon.processors.l4a.o
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 
-from capmon.catalog.models import DeclarationSet, Product, Site
-from capmon.errors import InputError, NotFoundError
-from capmon.mdb.extract import mdb_folder
+from capmon.catalog.models import Product, Site
+from capmon.errors import InputError
 from capmon.mdb.query import MarkersDatabase, open_mdb
-from capmon.parcels import load_lut, load_parcels, load_parcels_file, prepare_lut
-from capmon.parcels.store import latest_row
+from capmon.parcels import load_lut, load_parcels, prepare_lut
+from capmon.processors.common import declared_parcels, midnight, season_mdb_folder
 from capmon.processors.l4a.classify import CONFORM, NOT_CONFORM, L4AResult, classify_crops
 from capmon.processors.l4a.outputs import report, write_l4a_product
 from capmon.processors.l4a.parameters import L4AParameters
@@ -32,7 +31,6 @@ from capmon.processors.registry import (
     Schedule,
     register,
 )
-from capmon.sites import get_site
 from capmon.workspace import Workspace
 
 PRODUCT_TYPE = "s4c_l4a"
@@ -42,8 +40,7 @@ def _inputs(
     workspace: Workspace, site: Site, season_name: str, year: int, parameters: L4AParameters
 ) -> tuple[MarkersDatabase, gpd.GeoDataFrame, pd.DataFrame]:
     if parameters.parcels is not None:
-        parcels = load_parcels_file(parameters.parcels)
-        parcels = parcels[~parcels["is_deleted"].astype(bool)].reset_index(drop=True)
+        parcels = declared_parcels(parameters.parcels)
     else:
         parcels = load_parcels(workspace, site.name, year)
     lut = (
@@ -53,17 +50,7 @@ def _inputs(
     )
     if parameters.mdb is not None:
         return open_mdb(parameters.mdb), parcels, lut
-    with workspace.session() as session:
-        declarations = latest_row(session, DeclarationSet, get_site(session, site.name), year)
-        if declarations is None:
-            raise NotFoundError(f"site {site.name!r} has no declarations for {year}")
-        folder = mdb_folder(workspace, site.short_name, season_name, declarations.id)
-    if not folder.exists():
-        raise NotFoundError(
-            f"no markers database for site {site.name!r}, season {season_name} at {folder}; "
-            "extract it first with `capmon run mdb` or pass --mdb"
-        )
-    return open_mdb(folder), parcels, lut
+    return open_mdb(season_mdb_folder(workspace, site, season_name, year)), parcels, lut
 
 
 def product_name(site: Site, first: date | None, last: date | None, now: datetime) -> str:
@@ -71,10 +58,6 @@ def product_name(site: Site, first: date | None, last: date | None, now: datetim
     start = first.strftime("%Y%m%d") if first else "none"
     end = last.strftime("%Y%m%d") if last else "none"
     return f"SEN4CAP_L4A_S{site.id}_V{start}_{end}_{now.strftime('%Y%m%dT%H%M%S')}"
-
-
-def _midnight(day: date | None) -> datetime | None:
-    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
 
 
 def run(context: RunContext, parameters: L4AParameters) -> RunResult:
@@ -111,8 +94,8 @@ def run(context: RunContext, parameters: L4AParameters) -> RunResult:
                 site_id=site.id,
                 name=folder.name,
                 product_type=PRODUCT_TYPE,
-                acquired_at=_midnight(result.last_date),
-                acquired_first_at=_midnight(result.first_date),
+                acquired_at=midnight(result.last_date),
+                acquired_first_at=midnight(result.first_date),
                 path=str(folder),
                 properties=report(result),
             )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -28,12 +28,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
-from capmon.catalog.models import DeclarationSet, Product, Site
-from capmon.errors import InputError, NotFoundError
-from capmon.mdb.extract import mdb_folder
+from capmon.catalog.models import Product, Site
+from capmon.errors import InputError
 from capmon.mdb.query import MarkersDatabase, open_mdb
-from capmon.parcels import load_lut, load_parcels, load_parcels_file, prepare_lut
-from capmon.parcels.store import latest_row
+from capmon.parcels import load_lut, load_parcels, prepare_lut
+from capmon.processors.common import declared_parcels, midnight, season_mdb_folder
 from capmon.processors.l4b import capmon_method, sen4cap
 from capmon.processors.l4b.compliance import compliance_code
 from capmon.processors.l4b.config import L4BConfig, default_l4b_config, read_l4b_config
@@ -54,7 +53,6 @@ from capmon.processors.registry import (
     Schedule,
     register,
 )
-from capmon.sites import get_site
 from capmon.workspace import Workspace
 
 PRODUCT_TYPE = "s4c_l4b"
@@ -279,8 +277,7 @@ def _inputs(
     workspace: Workspace, site: Site, season_name: str, year: int, parameters: L4BParameters
 ) -> tuple[MarkersDatabase, gpd.GeoDataFrame, pd.DataFrame, str]:
     if parameters.parcels is not None:
-        parcels = load_parcels_file(parameters.parcels)
-        parcels = parcels[~parcels["is_deleted"].astype(bool)].reset_index(drop=True)
+        parcels = declared_parcels(parameters.parcels)
         parcels_key = str(Path(parameters.parcels).resolve())
     else:
         parcels = load_parcels(workspace, site.name, year)
@@ -292,18 +289,8 @@ def _inputs(
     )
     if parameters.mdb is not None:
         return open_mdb(parameters.mdb), parcels, lut, parcels_key or str(parameters.mdb)
-    with workspace.session() as session:
-        declarations = latest_row(session, DeclarationSet, get_site(session, site.name), year)
-        if declarations is None:
-            raise NotFoundError(f"site {site.name!r} has no declarations for {year}")
-        folder = mdb_folder(workspace, site.short_name, season_name, declarations.id)
-        parcels_key = parcels_key or f"declarations-{declarations.id}"
-    if not folder.exists():
-        raise NotFoundError(
-            f"no markers database for site {site.name!r}, season {season_name} at {folder}; "
-            "extract it first with `capmon run mdb` or pass --mdb"
-        )
-    return open_mdb(folder), parcels, lut, parcels_key
+    folder = season_mdb_folder(workspace, site, season_name, year)
+    return open_mdb(folder), parcels, lut, parcels_key or folder.name  # declarations-<id>
 
 
 def _previous(
@@ -338,10 +325,6 @@ def product_name(site: Site, first: date | None, last: date | None, now: datetim
     start = first.strftime("%Y%m%d") if first else "none"
     end = last.strftime("%Y%m%d") if last else "none"
     return f"SEN4CAP_L4B_S{site.id}_V{start}_{end}_{now.strftime('%Y%m%dT%H%M%S')}"
-
-
-def _midnight(day: date | None) -> datetime | None:
-    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
 
 
 def figures(result: L4BResult) -> dict[str, Any]:
@@ -421,8 +404,8 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
                 site_id=site.id,
                 name=folder.name,
                 product_type=PRODUCT_TYPE,
-                acquired_at=_midnight(result.last_date),
-                acquired_first_at=_midnight(result.first_date),
+                acquired_at=midnight(result.last_date),
+                acquired_first_at=midnight(result.first_date),
                 path=str(folder),
                 properties=report,
             )

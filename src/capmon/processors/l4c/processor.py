@@ -10,7 +10,7 @@ a ``product`` row of type ``s4c_l4c``.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -18,12 +18,11 @@ import geopandas as gpd
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from capmon.catalog.models import DeclarationSet, Product, Site
+from capmon.catalog.models import Product, Site
 from capmon.errors import InputError, NotFoundError
-from capmon.mdb.extract import mdb_folder
 from capmon.mdb.query import MarkersDatabase, open_mdb
-from capmon.parcels import load_lut, load_parcels, load_parcels_file, prepare_lut
-from capmon.parcels.store import latest_row
+from capmon.parcels import load_lut, load_parcels, prepare_lut
+from capmon.processors.common import declared_parcels, midnight, season_mdb_folder
 from capmon.processors.l4c.analysis import (
     MIN_COHERENCE_VALUES,
     AnalysisSettings,
@@ -58,7 +57,6 @@ from capmon.processors.registry import (
     Schedule,
     register,
 )
-from capmon.sites import get_site
 from capmon.workspace import Workspace
 
 PRODUCT_TYPE = "s4c_l4c"
@@ -125,22 +123,12 @@ class L4CParameters(BaseModel):
         return practice_code(self.practice)
 
 
-def _mdb(workspace: Workspace, site: Site, season_name: str, year: int, given: Path | None) -> (
-    MarkersDatabase
-):  # fmt: skip
+def _mdb(
+    workspace: Workspace, site: Site, season_name: str, year: int, given: Path | None
+) -> MarkersDatabase:
     if given is not None:
         return open_mdb(given)
-    with workspace.session() as session:
-        declarations = latest_row(session, DeclarationSet, get_site(session, site.name), year)
-        if declarations is None:
-            raise NotFoundError(f"site {site.name!r} has no declarations for {year}")
-        folder = mdb_folder(workspace, site.short_name, season_name, declarations.id)
-    if not folder.exists():
-        raise NotFoundError(
-            f"no markers database for site {site.name!r}, season {season_name} at {folder}; "
-            "extract it first with `capmon run mdb` or pass --mdb"
-        )
-    return open_mdb(folder)
+    return open_mdb(season_mdb_folder(workspace, site, season_name, year))
 
 
 def _practice_table(
@@ -178,10 +166,6 @@ def product_name(site: Site, practice: PracticeCode, result: L4CResult, now: dat
     return f"SEN4CAP_L4C_{PRACTICE_NAMES[practice]}_S{site.id}_V{first}_{last}_{created}"
 
 
-def _midnight(day: date | None) -> datetime | None:
-    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
-
-
 def run(context: RunContext, parameters: L4CParameters) -> RunResult:
     """Analyse the season's practice table, write the product and register it."""
     season = context.season
@@ -190,8 +174,7 @@ def run(context: RunContext, parameters: L4CParameters) -> RunResult:
     workspace, site = context.workspace, context.site
     year = season.end_date.year
     if parameters.parcels is not None:
-        parcels: gpd.GeoDataFrame = load_parcels_file(parameters.parcels)
-        parcels = parcels[~parcels["is_deleted"].astype(bool)].reset_index(drop=True)
+        parcels: gpd.GeoDataFrame = declared_parcels(parameters.parcels)
     else:
         parcels = load_parcels(workspace, site.name, year)
     lut = (
@@ -258,8 +241,8 @@ def run(context: RunContext, parameters: L4CParameters) -> RunResult:
                 site_id=site.id,
                 name=folder.name,
                 product_type=PRODUCT_TYPE,
-                acquired_at=_midnight(result.last_date),
-                acquired_first_at=_midnight(result.first_date),
+                acquired_at=midnight(result.last_date),
+                acquired_first_at=midnight(result.first_date),
                 path=str(folder),
                 properties=report(result, run_settings),
             )
