@@ -1,14 +1,17 @@
 """What several processors need from a workspace: the season's MDB, the declared parcels of a
-file, and catalogue timestamps."""
+file, a new product's name and folder, and its catalogue row."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 
-from capmon.catalog.models import DeclarationSet, Site
+from capmon.catalog.models import DeclarationSet, Product, Site
 from capmon.errors import NotFoundError
 from capmon.mdb.extract import mdb_folder
 from capmon.parcels import load_parcels_file
@@ -41,3 +44,47 @@ def declared_parcels(path: str | Path) -> gpd.GeoDataFrame:
 def midnight(day: date | None) -> datetime | None:
     """``day`` at 00:00 UTC (catalogue acquisition bounds), or None."""
     return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
+
+
+def product_name(
+    prefix: str, site: Site, first: date | None, last: date | None, now: datetime | None = None
+) -> str:
+    """Sen4CAP-like name: ``SEN4CAP_<prefix>_S<site id>_V<first>_<last>_<created>``."""
+    start = first.strftime("%Y%m%d") if first else "none"
+    end = last.strftime("%Y%m%d") if last else "none"
+    created = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+    return f"SEN4CAP_{prefix}_S{site.id}_V{start}_{end}_{created}"
+
+
+def new_product_folder(workspace: Workspace, site: Site, processor_id: str, name: str) -> Path:
+    """``<home>/products/<site>/<processor>/<name>``, with a suffix when the name is taken."""
+    folder = workspace.path(Path("products") / site.short_name / processor_id / name)
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = folder.with_name(f"{name}_{suffix}")
+    return folder
+
+
+def register_product(
+    workspace: Workspace,
+    site: Site,
+    folder: Path,
+    product_type: str,
+    first: date | None,
+    last: date | None,
+    properties: Mapping[str, Any],
+) -> None:
+    """Add the catalogue row of a product whose files are complete."""
+    with workspace.session() as session:
+        session.add(
+            Product(
+                site_id=site.id,
+                name=folder.name,
+                product_type=product_type,
+                acquired_at=midnight(last),
+                acquired_first_at=midnight(first),
+                path=str(folder),
+                properties=json.loads(json.dumps(dict(properties), default=str)),
+            )
+        )

@@ -36,11 +36,13 @@ from capmon.processors.baresoil.model import FEATURES
 from capmon.processors.baresoil.parameters import BareSoilParameters
 from capmon.processors.baresoil.products import (
     TableAppender,
+)
+from capmon.processors.common import (
     new_product_folder,
     product_name,
     register_product,
+    season_mdb_folder,
 )
-from capmon.processors.common import season_mdb_folder
 from capmon.processors.registry import (
     Processor,
     ProcessorInput,

@@ -1,13 +1,12 @@
-"""Product plumbing shared by the 2022 use-case processors (bare soil, heterogeneity,
-multi-annual): a new product folder, writing it atomically and
-registering it in the catalogue.
+"""Product writing shared by the 2022 use-case processors (bare soil, heterogeneity,
+multi-annual): a product folder written atomically, tables appended chunk by chunk. Names,
+folders and catalogue rows come from :mod:`capmon.processors.common`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from capmon.catalog.models import Product, Site
 from capmon.errors import InputError
-from capmon.processors.common import midnight
-from capmon.workspace import Workspace, atomic_path
-
-
-def product_name(prefix: str, site: Site, first: date | None, last: date | None) -> str:
-    """Sen4CAP-like name: ``SEN4CAP_<prefix>_S<site id>_V<first>_<last>_<created>``."""
-    start = first.strftime("%Y%m%d") if first else "none"
-    end = last.strftime("%Y%m%d") if last else "none"
-    now = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"SEN4CAP_{prefix}_S{site.id}_V{start}_{end}_{now}"
-
-
-def new_product_folder(workspace: Workspace, site: Site, processor_id: str, name: str) -> Path:
-    """``<home>/products/<site>/<processor>/<name>``, with a suffix when the name is taken."""
-    folder = workspace.path(Path("products") / site.short_name / processor_id / name)
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = folder.with_name(f"{name}_{suffix}")
-    return folder
+from capmon.workspace import atomic_path
 
 
 def write_product_folder(
@@ -57,30 +36,6 @@ def write_product_folder(
             json.dumps(report, indent=2, default=str), encoding="utf-8"
         )
     return {name: folder / name for name in [*writers, "report.json"]}
-
-
-def register_product(
-    workspace: Workspace,
-    site: Site,
-    folder: Path,
-    product_type: str,
-    first: date | None,
-    last: date | None,
-    properties: Mapping[str, Any],
-) -> None:
-    """Add the catalogue row of a product whose files are complete."""
-    with workspace.session() as session:
-        session.add(
-            Product(
-                site_id=site.id,
-                name=folder.name,
-                product_type=product_type,
-                acquired_at=midnight(last),
-                acquired_first_at=midnight(first),
-                path=str(folder),
-                properties=json.loads(json.dumps(dict(properties), default=str)),
-            )
-        )
 
 
 class TableAppender:

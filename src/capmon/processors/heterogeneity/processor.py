@@ -28,12 +28,14 @@ from capmon.errors import InputError
 from capmon.mdb.query import open_mdb
 from capmon.parcels import load_parcels, load_parcels_file
 from capmon.processors.baresoil.products import (
+    write_product_folder,
+)
+from capmon.processors.common import (
     new_product_folder,
     product_name,
     register_product,
-    write_product_folder,
+    season_mdb_folder,
 )
-from capmon.processors.common import season_mdb_folder
 from capmon.processors.heterogeneity.methods import (
     ClusterLabels,
     DateImage,

@@ -8,17 +8,22 @@ folder ``<home>/products/<site>/l4a/<name>/`` (see :mod:`capmon.processors.l4a.o
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import UTC, datetime
 
 import geopandas as gpd
 import pandas as pd
 
-from capmon.catalog.models import Product, Site
+from capmon.catalog.models import Site
 from capmon.errors import InputError
 from capmon.mdb.query import MarkersDatabase, open_mdb
 from capmon.parcels import load_lut, load_parcels, prepare_lut
-from capmon.processors.common import declared_parcels, midnight, season_mdb_folder
+from capmon.processors.common import (
+    declared_parcels,
+    new_product_folder,
+    product_name,
+    register_product,
+    season_mdb_folder,
+)
 from capmon.processors.l4a.classify import CONFORM, NOT_CONFORM, L4AResult, classify_crops
 from capmon.processors.l4a.outputs import report, write_l4a_product
 from capmon.processors.l4a.parameters import L4AParameters
@@ -53,13 +58,6 @@ def _inputs(
     return open_mdb(season_mdb_folder(workspace, site, season_name, year)), parcels, lut
 
 
-def product_name(site: Site, first: date | None, last: date | None, now: datetime) -> str:
-    """Sen4CAP-like name: ``SEN4CAP_L4A_S<site id>_V<first>_<last>_<created>``."""
-    start = first.strftime("%Y%m%d") if first else "none"
-    end = last.strftime("%Y%m%d") if last else "none"
-    return f"SEN4CAP_L4A_S{site.id}_V{start}_{end}_{now.strftime('%Y%m%dT%H%M%S')}"
-
-
 def run(context: RunContext, parameters: L4AParameters) -> RunResult:
     """Classify the season's parcels, write the product and register it."""
     season = context.season
@@ -78,28 +76,22 @@ def run(context: RunContext, parameters: L4AParameters) -> RunResult:
         progress=progress,
     )  # fmt: skip
     now = datetime.now(UTC)
-    name = product_name(site, result.first_date, result.last_date, now)
-    folder = workspace.path(Path("products") / site.short_name / "l4a" / name)
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = folder.with_name(f"{name}_{suffix}")
+    folder = new_product_folder(
+        workspace, site, "l4a", product_name("L4A", site, result.first_date, result.last_date, now)
+    )
     context.progress(0.92, "writing the product")
     files = write_l4a_product(
         result, folder, now.strftime("%m%d_%H%M"), geometries=parcels[["NewID", "geometry"]]
     )
-    with workspace.session() as session:
-        session.add(
-            Product(
-                site_id=site.id,
-                name=folder.name,
-                product_type=PRODUCT_TYPE,
-                acquired_at=midnight(result.last_date),
-                acquired_first_at=midnight(result.first_date),
-                path=str(folder),
-                properties=report(result),
-            )
-        )
+    register_product(
+        workspace,
+        site,
+        folder,
+        PRODUCT_TYPE,
+        result.first_date,
+        result.last_date,
+        report(result),
+    )
     context.progress(1.0, "done")
     return RunResult(
         summary=_summary(result),

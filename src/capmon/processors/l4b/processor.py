@@ -32,7 +32,13 @@ from capmon.catalog.models import Product, Site
 from capmon.errors import InputError
 from capmon.mdb.query import MarkersDatabase, open_mdb
 from capmon.parcels import load_lut, load_parcels, prepare_lut
-from capmon.processors.common import declared_parcels, midnight, season_mdb_folder
+from capmon.processors.common import (
+    declared_parcels,
+    new_product_folder,
+    product_name,
+    register_product,
+    season_mdb_folder,
+)
 from capmon.processors.l4b import capmon_method, sen4cap
 from capmon.processors.l4b.compliance import compliance_code
 from capmon.processors.l4b.config import L4BConfig, default_l4b_config, read_l4b_config
@@ -320,13 +326,6 @@ def _previous(
     return best[0], candidates, events, folder.name
 
 
-def product_name(site: Site, first: date | None, last: date | None, now: datetime) -> str:
-    """Sen4CAP-like name: ``SEN4CAP_L4B_S<site id>_V<first>_<last>_<created>``."""
-    start = first.strftime("%Y%m%d") if first else "none"
-    end = last.strftime("%Y%m%d") if last else "none"
-    return f"SEN4CAP_L4B_S{site.id}_V{start}_{end}_{now.strftime('%Y%m%dT%H%M%S')}"
-
-
 def figures(result: L4BResult) -> dict[str, Any]:
     """Counts of parcels, events and compliance codes."""
     layer = result.layer
@@ -384,12 +383,9 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
     if previous is not None:
         result.notes.insert(0, f"continued from {previous[3]} (acquisitions after {previous[0]})")
     now = datetime.now(UTC)
-    name = product_name(site, result.first_date, result.last_date, now)
-    folder = workspace.path(Path("products") / site.short_name / "l4b" / name)
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = folder.with_name(f"{name}_{suffix}")
+    folder = new_product_folder(
+        workspace, site, "l4b", product_name("L4B", site, result.first_date, result.last_date, now)
+    )
     report = key | {"until": until.isoformat(), "parameters": parameters.model_dump(mode="json"),
                     "config_source": str(config.source) if config.source else "default",
                     "ctnum_filter": list(config.ctnum_filter), **figures(result)}  # fmt: skip
@@ -398,18 +394,15 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
         folder, result.layer, result.events, result.candidates, events_frame(result.events),
         report, parameters.sensors,
     )  # fmt: skip
-    with workspace.session() as session:
-        session.add(
-            Product(
-                site_id=site.id,
-                name=folder.name,
-                product_type=PRODUCT_TYPE,
-                acquired_at=midnight(result.last_date),
-                acquired_first_at=midnight(result.first_date),
-                path=str(folder),
-                properties=report,
-            )
-        )
+    register_product(
+        workspace,
+        site,
+        folder,
+        PRODUCT_TYPE,
+        result.first_date,
+        result.last_date,
+        report,
+    )
     context.progress(1.0, "done")
     numbers = figures(result)
     return RunResult(

@@ -18,11 +18,17 @@ import geopandas as gpd
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from capmon.catalog.models import Product, Site
+from capmon.catalog.models import Site
 from capmon.errors import InputError, NotFoundError
 from capmon.mdb.query import MarkersDatabase, open_mdb
 from capmon.parcels import load_lut, load_parcels, prepare_lut
-from capmon.processors.common import declared_parcels, midnight, season_mdb_folder
+from capmon.processors.common import (
+    declared_parcels,
+    new_product_folder,
+    product_name,
+    register_product,
+    season_mdb_folder,
+)
 from capmon.processors.l4c.analysis import (
     MIN_COHERENCE_VALUES,
     AnalysisSettings,
@@ -158,14 +164,6 @@ def _config(
     return load_stored_config(stored)
 
 
-def product_name(site: Site, practice: PracticeCode, result: L4CResult, now: datetime) -> str:
-    """``SEN4CAP_L4C_<PRACTICE>_S<site id>_V<first>_<last>_<created>``."""
-    first = result.first_date.strftime("%Y%m%d") if result.first_date else "none"
-    last = result.last_date.strftime("%Y%m%d") if result.last_date else "none"
-    created = now.strftime("%Y%m%dT%H%M%S")
-    return f"SEN4CAP_L4C_{PRACTICE_NAMES[practice]}_S{site.id}_V{first}_{last}_{created}"
-
-
 def run(context: RunContext, parameters: L4CParameters) -> RunResult:
     """Analyse the season's practice table, write the product and register it."""
     season = context.season
@@ -210,12 +208,12 @@ def run(context: RunContext, parameters: L4CParameters) -> RunResult:
         )
     result.notes.extend(f"config: {note}" for note in config.notes)
     now = datetime.now(UTC)
-    name = product_name(site, code, result, now)
-    folder = workspace.path(Path("products") / site.short_name / "l4c" / name)
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = folder.with_name(f"{name}_{suffix}")
+    folder = new_product_folder(
+        workspace,
+        site,
+        "l4c",
+        product_name(f"L4C_{PRACTICE_NAMES[code]}", site, result.first_date, result.last_date, now),
+    )
     context.progress(0.92, "writing the product")
     run_settings = {
         "practice": parameters.practice,
@@ -235,18 +233,15 @@ def run(context: RunContext, parameters: L4CParameters) -> RunResult:
     files = write_l4c_product(
         result, folder, parcels=parcels, lut=lut, mdb3=parameters.mdb3, settings=run_settings
     )
-    with workspace.session() as session:
-        session.add(
-            Product(
-                site_id=site.id,
-                name=folder.name,
-                product_type=PRODUCT_TYPE,
-                acquired_at=midnight(result.last_date),
-                acquired_first_at=midnight(result.first_date),
-                path=str(folder),
-                properties=report(result, run_settings),
-            )
-        )
+    register_product(
+        workspace,
+        site,
+        folder,
+        PRODUCT_TYPE,
+        result.first_date,
+        result.last_date,
+        report(result, run_settings),
+    )
     context.progress(1.0, "done")
     return RunResult(
         summary=_summary(result),

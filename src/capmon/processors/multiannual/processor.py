@@ -27,12 +27,14 @@ from capmon.mdb.query import open_mdb
 from capmon.parcels import load_lut, load_parcels
 from capmon.processors.baresoil.model import BareSoilModel, ThresholdModel, load_model
 from capmon.processors.baresoil.products import (
+    write_product_folder,
+)
+from capmon.processors.common import (
     new_product_folder,
     product_name,
     register_product,
-    write_product_folder,
+    season_mdb_folder,
 )
-from capmon.processors.common import season_mdb_folder
 from capmon.processors.multiannual.history import (
     BEHAVIOUR_COLUMNS,
     FLAGS,
