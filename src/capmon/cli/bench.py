@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,29 @@ from rich.progress import (
 from capmon.bench.extract import METHODS, BenchConfig, run_benchmark, write_json
 from capmon.bench.report import render
 from capmon.cli.common import console, reported_errors
+
+Stage = Callable[[str, int], Callable[[int], None]]
+
+
+@contextmanager
+def _stages() -> Iterator[Stage]:
+    """A progress display with one bar per benchmark stage: ``step(label, total)`` adds a bar
+    and returns the function that advances it."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+
+        def step(label: str, total: int) -> Callable[[int], None]:
+            task = bar.add_task(label, total=total)
+            return lambda n: bar.advance(task, n)
+
+        yield step
+
 
 bench_app = typer.Typer(
     help="Benchmarks of the extraction engine and the MDB.", no_args_is_help=True
@@ -87,19 +111,7 @@ def extract(
             seed=seed,
             skip=tuple(skip or ()),
         )
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-
-            def step(label: str, total: int) -> Callable[[int], None]:
-                task = bar.add_task(label, total=total)
-                return lambda n: bar.advance(task, n)
-
+        with _stages() as step:
             result = run_benchmark(config, workdir, step)
         render(result, console)
         if json_path is not None:
@@ -136,19 +148,7 @@ def scale(
         config = ScaleConfig(parcels=parcels, tiles=tiles, dates=dates, seed=seed)
         if chosen:
             config = dataclasses.replace(config, signals=chosen)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-
-            def step(label: str, total: int) -> Callable[[int], None]:
-                task = bar.add_task(label, total=total)
-                return lambda n: bar.advance(task, n)
-
+        with _stages() as step:
             result = run_scale(config, workdir, step)
         render_scale(result, console)
         if json_path is not None:
