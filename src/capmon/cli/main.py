@@ -14,6 +14,7 @@ from capmon.cli.common import CliState
 from capmon.cli.orchestration import register as register_orchestration
 from capmon.cli.practices import practices_app
 from capmon.cli.processors import register_processor_commands
+from capmon.cli.service import register as register_service
 
 app = typer.Typer(
     name="capmon",
@@ -76,6 +77,7 @@ app.add_typer(practices_app, name="practices")
 register_processor_commands(app)
 demo.register(app)
 register_orchestration(app, sites.season_app)
+register_service(app)
 
 
 def main() -> None:
