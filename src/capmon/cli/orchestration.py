@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from capmon.catalog.models import ActivityStatus, StartType
-from capmon.cli.common import console, print_json, reported_errors, state
+from capmon.cli.common import console, err_console, print_json, reported_errors, state
 from capmon.errors import InputError
 from capmon.orchestrator import jobs as job_model
 from capmon.orchestrator.execute import SCHEDULER_ENV, ClusterSpec, SeasonRunReport, run_season
@@ -68,6 +68,7 @@ def _print_report(report: SeasonRunReport, as_json: bool) -> None:
                 "processors_failed": report.processors_failed,
                 "processors_up_to_date": report.processors_up_to_date,
                 "processors_not_due": report.processors_not_due,
+                "processors_backing_off": report.processors_backing_off,
                 "seconds": round(report.seconds, 3),
                 "driver_seconds": round(report.driver_seconds, 3),
             }
@@ -78,6 +79,8 @@ def _print_report(report: SeasonRunReport, as_json: bool) -> None:
         console.print(f"  [red]{name} failed:[/] {reason}", highlight=False)
     for name, reason in report.failed:
         console.print(f"  [yellow]product {name} not extracted:[/] {reason}", highlight=False)
+    for name, reason in report.processors_backing_off:
+        console.print(f"  [yellow]{name} not retried yet:[/] {reason}", highlight=False)
 
 
 def _run(
@@ -315,17 +318,27 @@ def watch(
 ) -> None:
     """Pick up new products as they arrive: register them, extract only what is new and run
     the processors that are due (a product dated before a processor's last run makes it run
-    again). Runs until interrupted (service mode), or once with --once."""
+    again). Runs until interrupted (service mode), or once with --once.
+
+    With --once the exit status is 1 when the run ended in error. In service mode an error is
+    reported and the next look tries again; a processor that failed is retried with backoff."""
     spec = ClusterSpec(workers, threads, scheduler)
-    with reported_errors():
-        while True:
-            report = _run(
-                ctx, site, season, until, processors, spec, StartType.TRIGGERED, folders, False
-            )
-            del report
+    while True:
+        try:
+            with reported_errors():
+                report = _run(
+                    ctx, site, season, until, processors, spec, StartType.TRIGGERED, folders, False
+                )
+        except typer.Exit:
             if once:
+                raise
+            err_console.print(f"will look again in {interval:g} s")
+        else:
+            if once:
+                if report.status == ActivityStatus.ERROR.value:
+                    raise typer.Exit(1)
                 return
-            time.sleep(interval)
+        time.sleep(interval)
 
 
 def worker(

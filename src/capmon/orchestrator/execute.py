@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,12 +31,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from capmon.catalog.models import ActivityStatus, DeclarationSet, Season, Site, StartType
+from sqlalchemy import select
+
+from capmon.catalog.models import (
+    ActivityStatus,
+    DeclarationSet,
+    Product,
+    Season,
+    Site,
+    StartType,
+)
 from capmon.errors import CapmonError, InputError
 from capmon.mdb.extract import ENGINE_VERSION, mdb_folder
 from capmon.mdb.store import MdbManifest, MdbStore, product_file_name
 from capmon.orchestrator import jobs
-from capmon.orchestrator.lock import SeasonRunLock
+from capmon.orchestrator.lock import HEARTBEAT_SECONDS, SeasonRunLock
 from capmon.orchestrator.plan import (
     SeasonSchedule,
     latest_occurrence,
@@ -59,6 +69,11 @@ if TYPE_CHECKING:  # distributed is imported when a run starts (it is slow to im
 logger = logging.getLogger(__name__)
 SCHEDULER_ENV = "CAPMON_DASK_SCHEDULER"
 STATUS_POLL_SECONDS = 1.0
+RETRY_BACKOFF = dt.timedelta(minutes=10)
+"""Scheduled and triggered runs wait this long before retrying a processor run that failed
+with the same inputs, doubling after each failure; requested runs always retry."""
+MAX_AUTOMATIC_ATTEMPTS = 4
+"""After this many failures with the same inputs, only a requested run retries it."""
 Progress = Callable[[str, int, int], None]
 
 
@@ -121,6 +136,8 @@ class SeasonRunReport:
     processors_failed: list[tuple[str, str]] = field(default_factory=list)
     processors_up_to_date: list[str] = field(default_factory=list)
     processors_not_due: list[str] = field(default_factory=list)
+    processors_backing_off: list[tuple[str, str]] = field(default_factory=list)
+    """Processors whose last runs with the same inputs failed, not retried yet (and why)."""
     processor_outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     """The outputs (files, product folder) of each processor run, by processor id."""
     workers: dict[int, int] = field(default_factory=dict)
@@ -129,6 +146,8 @@ class SeasonRunReport:
     driver_seconds: float = 0.0
     """Time the driver spent planning and recording (the scheduling overhead)."""
     lock_taken_over_from: str | None = None
+    orphans_removed: list[str] = field(default_factory=list)
+    """Product folders an interrupted run left unregistered, deleted before this run."""
 
     @property
     def nothing_due(self) -> bool:
@@ -167,6 +186,8 @@ class _Plan:
     """(product name, acquisition date) of the season's products up to ``until``."""
     processors: list[tuple[SeasonSchedule, dt.date]]
     """Season processors with their latest occurrence (not necessarily stale)."""
+    automatic: bool = False
+    """Scheduled or triggered run: failed processor runs are retried with backoff only."""
 
 
 def run_season(
@@ -200,11 +221,16 @@ def run_season(
                 f"job {lock.taken_over.job_id} (pid {lock.taken_over.pid} on "
                 f"{lock.taken_over.host})"
             )
+            # what the killed run was writing when it stopped: product folders it built but
+            # did not register (written before its last heartbeat, so not another run's)
+            before = lock.taken_over.heartbeat_at + dt.timedelta(seconds=2 * HEARTBEAT_SECONDS)
+            report.orphans_removed = remove_orphan_products(workspace, site_row, before)
         if ingest:
             report.ingested = _ingest(workspace, site_row.name, ingest)
         plan = _plan(workspace, site_row, season_row, until, processors, report)
+        plan.automatic = start_type != StartType.REQUESTED
         report.until = plan.until
-        due = _due_processors(workspace, plan, _predicted_products(plan))
+        due = _due_processors(workspace, plan, _predicted_products(plan), report)
         if not plan.units and not due and not _compaction_pending(plan):
             report.seconds = report.driver_seconds = time.perf_counter() - started
             return report
@@ -228,6 +254,8 @@ def run_season(
             jobs.append_log(
                 workspace, job_id, f"took over the stale lock of {report.lock_taken_over_from}"
             )
+        for orphan in report.orphans_removed:
+            jobs.append_log(workspace, job_id, f"removed unregistered product folder {orphan}")
         report.driver_seconds += time.perf_counter() - started
         try:
             if client is not None:
@@ -379,6 +407,32 @@ def remove_partial_files(mdb_root: Path) -> int:
     return removed
 
 
+def remove_orphan_products(workspace: Workspace, site: Site, before: dt.datetime) -> list[str]:
+    """Delete the product folders of ``site`` that no catalogue row names, modified before
+    ``before``: temporary folders of an interrupted write, and folders renamed into place by
+    a run killed before it registered them. Returns their paths relative to the home."""
+    root = workspace.path(Path("products") / site.short_name)
+    if not root.is_dir():
+        return []
+    with workspace.session() as session:
+        registered = {
+            Path(p).resolve()
+            for p in session.scalars(select(Product.path).where(Product.site_id == site.id))
+        }
+    limit = (before if before.tzinfo else before.replace(tzinfo=dt.UTC)).timestamp()
+    removed = []
+    for processor_folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for entry in sorted(processor_folder.iterdir()):
+            if entry.resolve() in registered or entry.stat().st_mtime > limit:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(workspace.relative(entry) if entry.is_absolute() else str(entry))
+    return removed
+
+
 def _mdb_products(plan: _Plan, stems: set[str]) -> list[tuple[str, dt.date]]:
     return [
         (name, day)
@@ -405,9 +459,16 @@ def _compaction_pending(plan: _Plan) -> bool:
 
 
 def _due_processors(
-    workspace: Workspace, plan: _Plan, products: list[tuple[str, dt.date]]
+    workspace: Workspace,
+    plan: _Plan,
+    products: list[tuple[str, dt.date]],
+    report: SeasonRunReport,
 ) -> list[tuple[SeasonSchedule, dt.date, str, dict[str, Any]]]:
-    """The processors whose latest occurrence has no finished task with its input key."""
+    """The processors whose latest occurrence has no finished task with its input key.
+
+    In automatic runs, a run that failed with the same key waits for its backoff
+    (:data:`RETRY_BACKOFF` doubled per failure) and stops after :data:`MAX_AUTOMATIC_ATTEMPTS`.
+    """
     candidates = []
     for schedule, occurrence in plan.processors:
         processor = get_processor(schedule.processor)
@@ -416,8 +477,30 @@ def _due_processors(
             processor, parameters, plan.season, plan.declaration_set_id, occurrence, products
         )
         candidates.append((schedule, occurrence, key, parameters))
-    done = jobs.finished_keys(workspace, [c[2] for c in candidates])
-    return [c for c in candidates if c[2] not in done]
+    keys = [c[2] for c in candidates]
+    done = jobs.finished_keys(workspace, keys)
+    due = [c for c in candidates if c[2] not in done]
+    if not plan.automatic:
+        return due
+    failures = jobs.failed_attempts(workspace, keys)
+    moment = jobs.now()
+    kept = []
+    report.processors_backing_off = []
+    for candidate in due:
+        failed = failures.get(candidate[2])
+        if failed is None:
+            kept.append(candidate)
+            continue
+        retry_at = failed.last_ended_at + RETRY_BACKOFF * 2 ** (failed.count - 1)
+        if failed.count >= MAX_AUTOMATIC_ATTEMPTS:
+            why = f"failed {failed.count} times with these inputs: run it with `capmon season run`"
+        elif moment < retry_at:
+            why = f"failed {failed.count} time(s); next retry after {retry_at:%Y-%m-%d %H:%M} UTC"
+        else:
+            kept.append(candidate)
+            continue
+        report.processors_backing_off.append((candidate[0].processor, why))
+    return kept
 
 
 class _CancelledError(Exception):
@@ -512,7 +595,7 @@ def _execute(
         advance("compacted")
         _check_status(workspace, job_id)
         tick = time.perf_counter()
-        due = _due_processors(workspace, plan, _mdb_products(plan, _stored_stems(plan)))
+        due = _due_processors(workspace, plan, _mdb_products(plan, _stored_stems(plan)), report)
         due_ids = {schedule.processor for schedule, *_ in due}
         report.processors_up_to_date = [
             s.processor for s, _occ in plan.processors if s.processor not in due_ids
@@ -556,7 +639,7 @@ def _execute(
                 jobs.append_log(workspace, job_id, f"{outcome.name}: {outcome.message}")
             else:
                 failed_processors = True
-                jobs.set_task_status(workspace, task_id, ActivityStatus.ERROR)
+                jobs.set_task_status(workspace, task_id, ActivityStatus.ERROR, output_key=key)
                 first_line = outcome.message.splitlines()[0] if outcome.message else "failed"
                 report.processors_failed.append((outcome.name, first_line))
                 jobs.append_log(workspace, job_id, f"{outcome.name} failed: {first_line}")

@@ -249,6 +249,40 @@ def finished_keys(workspace: Workspace, keys: Iterable[str]) -> set[str]:
         return {key for key in rows if key is not None}
 
 
+@dataclass(frozen=True)
+class FailedAttempts:
+    """How often the work of one input key failed, and when it last did."""
+
+    count: int
+    last_ended_at: dt.datetime
+
+
+def failed_attempts(workspace: Workspace, keys: Iterable[str]) -> dict[str, FailedAttempts]:
+    """Failed tasks per input key among ``keys`` (keys that never failed are absent)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    with workspace.session() as session:
+        rows = session.execute(
+            select(Task.output_key, Task.ended_at, Task.started_at).where(
+                Task.output_key.in_(wanted), Task.status == ActivityStatus.ERROR
+            )
+        ).all()
+    out: dict[str, FailedAttempts] = {}
+    for key, ended, started in rows:
+        if key is None:
+            continue
+        stamp = ended or started or now()
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=dt.UTC)
+        previous = out.get(key)
+        if previous is None:
+            out[key] = FailedAttempts(1, stamp)
+        else:
+            out[key] = FailedAttempts(previous.count + 1, max(previous.last_ended_at, stamp))
+    return out
+
+
 def _job(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None:
