@@ -48,9 +48,9 @@ def cluster() -> Iterator[object]:
         yield client
 
 
-def _workspace(world: SynthWorld, home: Path) -> Workspace:
+def _workspace(world: SynthWorld, home: Path, database_url: str | None = None) -> Workspace:
     """Declarations but no MDB: bare soil fails at once (no markers database)."""
-    workspace = open_workspace(home)
+    workspace = open_workspace(home, database_url)
     year = world.years[0]
     with workspace.session() as session:
         site = create_site(session, "tiny", world.aoi)
