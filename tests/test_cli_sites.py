@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import geopandas as gpd
+import pytest
 from shapely.geometry import Polygon, box
 from typer.testing import CliRunner
 
 from capmon.cli.main import app
+from capmon.workspace import Workspace
 
 runner = CliRunner()
 
@@ -89,3 +91,17 @@ def test_environment_variable_selects_the_workspace(tmp_path: Path) -> None:
     result = runner.invoke(app, ["site", "create", "E", "--aoi", str(_aoi(tmp_path))], env=env)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "env-ws" / "catalog.sqlite").exists()
+
+
+def test_site_and_season_names_that_would_escape_folders_are_refused(workspace: Workspace) -> None:
+    from shapely.geometry import box
+
+    from capmon.errors import InputError
+    from capmon.sites import SeasonDates, create_season, create_site
+
+    with workspace.session() as session, pytest.raises(InputError, match="not allowed"):
+        create_site(session, "../up", box(4.0, 50.0, 4.1, 50.1))
+    with workspace.session() as session:
+        site = create_site(session, "Flat site", box(4.0, 50.0, 4.1, 50.1))
+        with pytest.raises(InputError, match="season name 'a/b' is not allowed"):
+            create_season(session, site, "a/b", SeasonDates.parse("2024-01-01", "2024-12-31"))

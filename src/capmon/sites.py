@@ -64,13 +64,39 @@ def _as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
     return MultiPolygon(parts)
 
 
+SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,127}$")
+SEASON_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_site_name(name: str) -> str:
+    """A new site's name (stripped), or InputError: it becomes part of folder names."""
+    cleaned = name.strip()
+    if not SITE_NAME.match(cleaned) or cleaned.endswith("."):
+        raise InputError(
+            f"site name {name!r} is not allowed: use 1 to 128 letters, digits, spaces, '_', "
+            "'-' or '.', starting with a letter or digit"
+        )
+    return cleaned
+
+
+def check_season_name(name: str) -> str:
+    """A new season's name, or InputError: it names the season's MDB folder."""
+    cleaned = name.strip()
+    if not SEASON_NAME.match(cleaned) or cleaned.endswith("."):
+        raise InputError(
+            f"season name {name!r} is not allowed: use 1 to 64 letters, digits, '_', '-' or "
+            "'.', starting with a letter or digit (e.g. 2024)"
+        )
+    return cleaned
+
+
 def create_site(
     session: Session, name: str, aoi: str | Path | BaseGeometry, *, layer: str | None = None
 ) -> Site:
     """Create a site from an AOI file (any vector format and CRS) or an EPSG:4326 geometry."""
-    name = name.strip()
-    if not name:
+    if not name.strip():
         raise InputError("the site name is empty")
+    name = check_site_name(name)
     if isinstance(aoi, BaseGeometry):
         if not aoi.is_valid:
             raise GeometryError(f"invalid AOI geometry: {shapely.is_valid_reason(aoi)}")
@@ -136,9 +162,9 @@ def _date(value: str | date, label: str) -> date:
 
 def create_season(session: Session, site: Site, name: str, dates: SeasonDates) -> Season:
     """Add a season to ``site``; seasons of one site may not overlap."""
-    name = name.strip()
-    if not name:
+    if not name.strip():
         raise InputError("the season name is empty")
+    name = check_season_name(name)
     for other in site.seasons:
         if other.name == name:
             raise ConflictError(f"site {site.name!r} already has a season {name!r}")

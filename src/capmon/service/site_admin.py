@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -43,40 +42,23 @@ from capmon.catalog.models import (
     Site,
     User,
 )
-from capmon.errors import ConflictError, InputError, StorageError
+from capmon.errors import ConflictError, StorageError
 from capmon.orchestrator.jobs import ACTIVE, job_folder
 from capmon.orchestrator.lock import STALE_AFTER_SECONDS
 from capmon.service.upload_files import UPLOAD_TMP
-from capmon.sites import SeasonDates, get_season
+from capmon.sites import (  # noqa: F401 (re-exported for the routes)
+    SEASON_NAME,
+    SITE_NAME,
+    SeasonDates,
+    check_season_name,
+    check_site_name,
+    get_season,
+)
 from capmon.workspace import Workspace
 
 log = logging.getLogger("capmon.service")
 
-SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,127}$")
-SEASON_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 L4B_CONFIG_ROOT = Path("configs")
-
-
-def check_site_name(name: str) -> str:
-    """A new site's name (stripped), or InputError: it becomes part of folder names."""
-    cleaned = name.strip()
-    if not SITE_NAME.match(cleaned) or cleaned.endswith("."):
-        raise InputError(
-            f"site name {name!r} is not allowed: use 1 to 128 letters, digits, spaces, '_', "
-            "'-' or '.', starting with a letter or digit"
-        )
-    return cleaned
-
-
-def check_season_name(name: str) -> str:
-    """A new season's name, or InputError: it names the season's MDB folder."""
-    cleaned = name.strip()
-    if not SEASON_NAME.match(cleaned) or cleaned.endswith("."):
-        raise InputError(
-            f"season name {name!r} is not allowed: use 1 to 64 letters, digits, '_', '-' or "
-            "'.', starting with a letter or digit (e.g. 2024)"
-        )
-    return cleaned
 
 
 def site_folders(workspace: Workspace, site: Site) -> list[Path]:
