@@ -13,10 +13,12 @@ from typing import Any, ClassVar
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -318,3 +320,49 @@ class ScheduledTask(Base):
     every_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class DownloadStatus(enum.StrEnum):
+    """Where the download of a product stands (Sen4CAP ``downloader_history`` statuses)."""
+
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    DOWNLOADED = "downloaded"
+    FAILED = "failed"
+    IGNORED = "ignored"
+    """Not downloaded on purpose: cloud cover over the limit, same acquisition from another
+    source... (``reason`` says why)."""
+
+
+class DownloadHistory(Base):
+    """One product a data source offered for a site (Sen4CAP ``downloader_history``): its
+    download status, retries, the reason of a failure or of ignoring it, and the catalogue
+    product it became once ingested. Credentials never appear in ``reason``."""
+
+    __tablename__ = "download_history"
+    __table_args__ = (UniqueConstraint("site_id", "source", "product_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    season_id: Mapped[int | None] = mapped_column(
+        ForeignKey("season.id", ondelete="SET NULL"), nullable=True
+    )
+    source: Mapped[str] = mapped_column(String(64))
+    collection: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    product_name: Mapped[str] = mapped_column(String(256))
+    acquired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    tile: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    relative_orbit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cloud_cover: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[DownloadStatus] = mapped_column(_status_enum(DownloadStatus, "download_status"))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("product.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    downloaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -10,6 +10,7 @@ import typer
 from capmon import __version__
 from capmon.cli import bench, calibrate, declarations, demo, lut, mdb, products, sites, synth
 from capmon.cli import evaluate as evaluate_cli
+from capmon.cli.acquire import acquire_app
 from capmon.cli.common import CliState
 from capmon.cli.orchestration import register as register_orchestration
 from capmon.cli.practices import practices_app
@@ -74,6 +75,7 @@ app.add_typer(bench.bench_app, name="bench")
 app.add_typer(calibrate.calibrate_app, name="calibrate")
 app.add_typer(evaluate_cli.eval_app, name="eval")
 app.add_typer(practices_app, name="practices")
+app.add_typer(acquire_app, name="acquire")
 register_processor_commands(app)
 demo.register(app)
 register_orchestration(app, sites.season_app)

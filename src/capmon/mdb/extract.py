@@ -311,7 +311,16 @@ def _acquisition(info: ProductInfo) -> Acquisition:
         date_first=info.acquired_first_at.date() if info.acquired_first_at else None,
         orbit=info.relative_orbit,
         orbit_direction=info.orbit_direction,
+        backscatter=_backscatter(info),
     )
+
+
+def _backscatter(info: ProductInfo) -> str | None:
+    """``gamma0`` or ``sigma0`` for a backscatter product (Sen4CAP's AMP is σ⁰), else None."""
+    if info.product_type is not ProductType.S1_AMP:
+        return None
+    convention = parse_convention(str(info.properties.get("amplitude_convention", "")))
+    return "gamma0" if convention.value.startswith("gamma0") else "sigma0"
 
 
 @dataclass

@@ -19,7 +19,6 @@ from capmon.mdb.store import (
     MANIFEST,
     MDB_SCHEMA,
     OBSERVATIONS,
-    STATISTIC_COLUMNS,
     MdbManifest,
     parquet_files,
     read_compaction,
@@ -235,9 +234,9 @@ class MarkersDatabase:
             for field in MDB_SCHEMA
             if field.name in result.column_names
         }
-        for stat in STATISTIC_COLUMNS:
-            if stat not in columns:
-                columns[stat] = pa.nulls(result.num_rows, pa.float32())
+        for field in MDB_SCHEMA:
+            if field.name not in columns:  # statistics but the mean, backscatter
+                columns[field.name] = pa.nulls(result.num_rows, field.type)
         return pa.Table.from_pydict(
             {f.name: columns[f.name].cast(f.type) for f in MDB_SCHEMA}, schema=MDB_SCHEMA
         )

@@ -50,6 +50,7 @@ MDB_SCHEMA = pa.schema(
         pa.field("orbit", pa.int16()),
         pa.field("orbit_direction", pa.string()),
         pa.field("tile", pa.string()),
+        pa.field("backscatter", pa.string()),
         pa.field("product_id", pa.string(), nullable=False),
         pa.field("count", pa.int32(), nullable=False),
         pa.field("pixels", pa.int32(), nullable=False),
@@ -64,6 +65,7 @@ COMPACTION_MANIFEST = "compacted.json"
 BUCKET_PARCELS = 2048
 ROW_GROUP_ROWS = 32_768
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_DICTIONARY_COLUMNS = ("signal", "sensor", "orbit_direction", "tile", "backscatter", "product_id")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class Acquisition:
     date_first: dt.date | None = None
     orbit: int | None = None
     orbit_direction: str | None = None
+    backscatter: str | None = None
+    """``sigma0`` or ``gamma0`` for Sentinel-1 backscatter rows (what their dB values are the
+    logarithm of), None for optical and coherence rows."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ def statistics_table(
         "orbit": repeated(acquisition.orbit, pa.int16()),
         "orbit_direction": repeated(acquisition.orbit_direction, pa.string()),
         "tile": repeated(acquisition.tile, pa.string()),
+        "backscatter": repeated(acquisition.backscatter, pa.string()),
         "product_id": repeated(acquisition.product_id, pa.string()),
         "count": pa.array(statistics.count[rows], type=pa.int32()),
         "pixels": pa.array(statistics.pixels[rows], type=pa.int32()),
@@ -220,7 +226,7 @@ class MdbStore:
                         if table is None or table.num_rows == 0:
                             continue
                         name = f"bucket-{bucket:07d}.parquet"
-                        write_mdb_table(table.cast(MDB_SCHEMA), folder / name)
+                        write_mdb_table(conform(table), folder / name)
                         files.append(f"{COMPACTED}/g{generation}/{name}")
         finally:
             connection.close()
@@ -297,6 +303,18 @@ def read_compaction(root: Path) -> Compaction:
         raise InputError(f"{path} is not a valid compaction manifest: {exc}") from exc
 
 
+def conform(table: pa.Table) -> pa.Table:
+    """``table`` with the columns of :data:`MDB_SCHEMA`, in order; columns that files written
+    before a column existed lack (``backscatter``) are null."""
+    columns = [
+        table.column(field.name).cast(field.type)
+        if field.name in table.column_names
+        else pa.nulls(table.num_rows, field.type)
+        for field in MDB_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=MDB_SCHEMA)
+
+
 def write_mdb_table(table: pa.Table, path: Path) -> None:
     """Parquet with the MDB's encodings: dictionary strings, byte-stream-split floats, zstd."""
     pq.write_table(
@@ -305,7 +323,7 @@ def write_mdb_table(table: pa.Table, path: Path) -> None:
         compression="zstd",
         compression_level=6,
         row_group_size=ROW_GROUP_ROWS,
-        use_dictionary=["signal", "sensor", "orbit_direction", "tile", "product_id"],
+        use_dictionary=list(_DICTIONARY_COLUMNS),
         use_byte_stream_split=list(STATISTIC_COLUMNS),
         write_statistics=True,
     )

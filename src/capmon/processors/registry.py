@@ -29,6 +29,7 @@ _BUILTIN_MODULES = (
     "capmon.processors.heterogeneity.processor",
     "capmon.processors.l4b.processor",
     "capmon.processors.l4c.processor",
+    "capmon.acquisition.processor",
 )
 
 

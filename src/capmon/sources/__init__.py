@@ -1,5 +1,6 @@
 """Input product readers: Sen2Cor and MAJA Sentinel-2 L2A, Landsat Collection 2 Level-2,
-Sen4CAP Sentinel-1 amplitude / coherence, STAC items; product discovery, dedup and ingestion.
+Sen4CAP Sentinel-1 amplitude / coherence, Sentinel-1 analysis-ready products (HyP3 RTC and
+InSAR, CEOS-ARD NRB / CARD-BS), STAC items; product discovery, dedup and ingestion.
 
 ``open_product(path)`` gives a :class:`ProductReader`; see :mod:`capmon.sources.model` for the
 value conventions and :mod:`capmon.sources.dedup` for the duplicate-acquisition rule.

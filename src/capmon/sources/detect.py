@@ -6,7 +6,10 @@ A product is one of:
 * a MAJA / THEIA folder (holding ``*_MTD_ALL.xml``) or that file;
 * a Landsat Collection 2 Level-2 folder (holding ``*_MTL.txt`` or ``*_MTL.xml``) or that file;
 * a Sen4CAP Sentinel-1 GeoTIFF named as V1 or V2 (sen4cap-system.md 3.3);
-* a STAC item JSON file (a static ``catalog.json`` / collection stands for its items).
+* a Sentinel-1 analysis-ready polarisation GeoTIFF: ASF HyP3 RTC or InSAR coherence
+  (:mod:`.hyp3`), CEOS-ARD NRB or Copernicus CARD-BS (:mod:`.cardbs`);
+* a STAC item JSON file (a static ``catalog.json`` / collection stands for its items); a
+  Sentinel-1 item holds one polarisation (:mod:`.s1_stac`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from capmon.errors import InputError, NotFoundError
-from capmon.sources import landsat, maja, sen2cor, sentinel1, stac
+from capmon.sources import cardbs, hyp3, landsat, maja, s1_stac, sen2cor, sentinel1, stac
 from capmon.sources.model import ProductReader
 
 
 def product_format(path: Path) -> str | None:
-    """``sen2cor``, ``maja``, ``landsat``, ``s1``, ``stac`` (an item), ``stac_catalog`` or None."""
+    """``sen2cor``, ``maja``, ``landsat``, ``s1``, ``hyp3``, ``card_bs``, ``s1_stac``, ``stac``
+    (an item), ``stac_catalog`` or None."""
     if sen2cor.is_sen2cor_product(path):
         return "sen2cor"
     if maja.metadata_file(path) is not None:
@@ -29,6 +33,13 @@ def product_format(path: Path) -> str | None:
         return "landsat"
     if sentinel1.is_s1_product(path):
         return "s1"
+    if hyp3.hyp3_kind(path) is not None:
+        return "hyp3"
+    if cardbs.cardbs_kind(path) is not None:
+        return "card_bs"
+    if s1_stac.is_s1_item(path):
+        # an item with several polarisations (an NRB product's own item...) is metadata
+        return "s1_stac" if s1_stac.polarisation_assets(path) == 1 else None
     kind = stac.stac_kind(path)
     if kind == "item":
         return "stac"
@@ -51,6 +62,12 @@ def open_product(path: str | Path) -> ProductReader:
         return landsat.LandsatReader(location)
     if kind == "s1":
         return sentinel1.Sentinel1Reader(location)
+    if kind == "hyp3":
+        return hyp3.open_hyp3(location)
+    if kind == "card_bs":
+        return cardbs.CardBsReader(location)
+    if kind == "s1_stac":
+        return s1_stac.S1StacReader(location)
     if kind == "stac":
         return stac.StacReader(location)
     if kind == "stac_catalog":
@@ -59,7 +76,7 @@ def open_product(path: str | Path) -> ProductReader:
         )
     raise InputError(
         f"{location} is not a product capmon reads (Sen2Cor .SAFE, MAJA, Landsat C2 L2, "
-        "Sen4CAP S1 GeoTIFF or STAC item)"
+        "Sen4CAP S1 GeoTIFF, HyP3 RTC/InSAR, CARD-BS/NRB polarisation file or STAC item)"
     )
 
 

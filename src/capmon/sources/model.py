@@ -7,7 +7,9 @@ Sentinel-2 names, on grids described as :class:`~capmon.mdb.labels.PixelGrid`:
 * optical values are surface reflectances (0..1, float32) with the product's own quantification,
   offsets and scales applied, and NaN where the product has no data;
 * Sentinel-1 values are the stored ones (Sen4CAP amplitude ``sqrt(sigma0)`` or linear
-  coherence, see ``info.properties``), with NaN where the product has no data (stored 0).
+  coherence, see ``info.properties``), with NaN where the product has no data (stored 0);
+  for analysis-ready backscatter (HyP3, CARD-BS, STAC) they are in the convention
+  ``info.properties["amplitude_convention"]`` names, γ⁰ or σ⁰ (``properties["backscatter"]``).
 
 Each :meth:`ProductReader.read` decodes exactly one band file (JPEG 2000 decoding is slow, so
 nothing is decoded twice behind the caller's back) and keeps nothing big: the caller decides
@@ -50,9 +52,10 @@ class ProductType(enum.StrEnum):
     LANDSAT_L2 = "landsat_l2"
     """Landsat Collection 2 Level-2 surface reflectance."""
     S1_AMP = "s1_amp"
-    """Sen4CAP Sentinel-1 backscatter amplitude (``sqrt(sigma0)``)."""
+    """Sentinel-1 backscatter of one polarisation: Sen4CAP amplitude (``sqrt(sigma0)``) or an
+    analysis-ready product (``properties["amplitude_convention"]`` says which values)."""
     S1_COHE = "s1_cohe"
-    """Sen4CAP Sentinel-1 6/12-day coherence."""
+    """Sentinel-1 6/12-day coherence of one polarisation (Sen4CAP or HyP3 InSAR)."""
 
     @property
     def is_optical(self) -> bool:
