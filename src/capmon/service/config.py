@@ -20,6 +20,8 @@ class ServiceConfig:
     """Uploads larger than this are refused with 413 before anything is stored."""
     cluster: ClusterSpec = field(default_factory=lambda: ClusterSpec(workers=2, threads=1))
     """Where processor jobs run: a LocalCluster started on first use, or ``cluster.scheduler``."""
+    sync_wait_seconds: float = 60.0
+    """``Prefer: wait`` waits this long at most for a job's results, then answers 201 (async)."""
     secret_key: str | None = None
     """Key that signs tokens; default: ``$CAPMON_SECRET_KEY`` or a key file in the workspace."""
     public_url: str | None = None
