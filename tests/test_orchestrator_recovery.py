@@ -180,3 +180,26 @@ def test_a_takeover_removes_the_killed_runs_unregistered_products(
     assert not orphan.exists()
     assert not temporary.exists()
     workspace.dispose()
+
+
+def test_two_runs_in_the_same_second_get_two_product_folders(
+    world: SynthWorld, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from capmon.processors.common import new_product_folder
+
+    workspace = _workspace(world, tmp_path / "ws")
+    with workspace.session() as session:
+        site = get_site(session, "tiny")
+    name = "SEN4CAP_BARESOIL_S1_V1_2_20240101T000000"
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(
+            pool.map(lambda _i: new_product_folder(workspace, site, "baresoil", name), range(8))
+        )
+    assert len(set(folders)) == 8
+    registered = folders[0]
+    registered.mkdir()
+    register_product(workspace, site, registered, "s4c_baresoil", None, None, {})
+    assert not registered.with_name(f".{registered.name}.reserved").exists()
+    workspace.dispose()

@@ -146,6 +146,8 @@ class SeasonRunReport:
     driver_seconds: float = 0.0
     """Time the driver spent planning and recording (the scheduling overhead)."""
     lock_taken_over_from: str | None = None
+    acquisition: str | None = None
+    """What the acquisition step did (None: not enabled for the season)."""
     orphans_removed: list[str] = field(default_factory=list)
     """Product folders an interrupted run left unregistered, deleted before this run."""
 
@@ -227,6 +229,7 @@ def run_season(
             report.orphans_removed = remove_orphan_products(workspace, site_row, before)
         if ingest:
             report.ingested = _ingest(workspace, site_row.name, ingest)
+        _acquire(workspace, site_row, season_row, until, processors, report)
         plan = _plan(workspace, site_row, season_row, until, processors, report)
         plan.automatic = start_type != StartType.REQUESTED
         report.until = plan.until
@@ -254,6 +257,8 @@ def run_season(
             jobs.append_log(
                 workspace, job_id, f"took over the stale lock of {report.lock_taken_over_from}"
             )
+        if report.acquisition is not None:
+            jobs.append_log(workspace, job_id, report.acquisition)
         for orphan in report.orphans_removed:
             jobs.append_log(workspace, job_id, f"removed unregistered product folder {orphan}")
         report.driver_seconds += time.perf_counter() - started
@@ -273,6 +278,47 @@ def run_season(
         lock.release()
     report.seconds = time.perf_counter() - started
     return report
+
+
+ACQUIRE = "acquire"
+
+
+def _acquire(
+    workspace: Workspace,
+    site: Site,
+    season: Season,
+    until: dt.date | None,
+    processors: Sequence[str] | None,
+    report: SeasonRunReport,
+) -> None:
+    """Fetch and register the season's new products first, when the ``acquire`` processor is
+    enabled for the season and a data source is configured (see docs/acquisition.md).
+
+    A source that is down does not stop the run: the season goes on with what it has, and the
+    report (and the job's log) says what failed."""
+    from capmon.processors.registry import RunContext
+
+    schedule = next(
+        (
+            s
+            for s in season_schedules(workspace, site, season, processors)
+            if s.processor == ACQUIRE
+        ),
+        None,
+    )
+    if schedule is None or not schedule.enabled:
+        return
+    as_of = min(until or dt.date.today(), season.end_date)
+    if as_of < season.start_date:
+        return
+    processor = get_processor(ACQUIRE)
+    parameters = processor.parse_parameters({**schedule.parameters, "until": as_of.isoformat()})
+    try:
+        result = processor.run(RunContext(workspace, site, season), parameters)
+    except CapmonError as exc:
+        report.acquisition = f"acquisition failed, going on with the products at hand: {exc}"
+        return
+    report.acquisition = result.summary
 
 
 def _ingest(workspace: Workspace, site: str, folders: Sequence[Path]) -> int:
@@ -299,7 +345,8 @@ def _plan(
     as_of = min(until or dt.date.today(), season.end_date)
     schedules = season_schedules(workspace, site, season, processors)
     extraction = next((s for s in schedules if s.processor == "mdb" and s.enabled), None)
-    others = [s for s in schedules if s.processor != "mdb" and s.enabled]
+    # the acquisition ran before planning (``_acquire``), so that what it fetched is extracted
+    others = [s for s in schedules if s.processor not in ("mdb", ACQUIRE) and s.enabled]
     year = season.end_date.year
     with workspace.session() as session:
         declarations = latest_row(session, DeclarationSet, site, year)

@@ -57,13 +57,26 @@ def product_name(
 
 
 def new_product_folder(workspace: Workspace, site: Site, processor_id: str, name: str) -> Path:
-    """``<home>/products/<site>/<processor>/<name>``, with a suffix when the name is taken."""
-    folder = workspace.path(Path("products") / site.short_name / processor_id / name)
+    """``<home>/products/<site>/<processor>/<name>``, with a suffix when the name is taken.
+
+    The name is reserved with a hidden ``.<name>.reserved`` file created exclusively, so two
+    runs started in the same second get two folders; :func:`register_product` removes it."""
+    base = workspace.path(Path("products") / site.short_name / processor_id / name)
+    base.parent.mkdir(parents=True, exist_ok=True)
     suffix = 1
-    while folder.exists():
+    while True:
+        folder = base if suffix == 1 else base.with_name(f"{name}_{suffix}")
+        if not folder.exists():
+            try:
+                with _reservation(folder).open("x", encoding="utf-8"):
+                    return folder
+            except FileExistsError:
+                pass
         suffix += 1
-        folder = folder.with_name(f"{name}_{suffix}")
-    return folder
+
+
+def _reservation(folder: Path) -> Path:
+    return folder.with_name(f".{folder.name}.reserved")
 
 
 def register_product(
@@ -88,3 +101,4 @@ def register_product(
                 properties=json.loads(json.dumps(dict(properties), default=str)),
             )
         )
+    _reservation(folder).unlink(missing_ok=True)
