@@ -38,7 +38,17 @@ def test_demo_runs_every_stage(tmp_path: Path) -> None:
         "bare soil",
         "sub-parcel heterogeneity",
         "multi-annual (5 years)",
+        "web service user",
     ]
+    login_file = report.home / "demo-login.txt"
+    assert login_file.stat().st_mode & 0o077 == 0
+    password = login_file.read_text().split("password: ")[1].strip()
+    from capmon.users import authenticate
+    from capmon.workspace import open_workspace
+
+    check = open_workspace(report.home)
+    assert authenticate(check, "demo", password) is not None
+    check.dispose()
     assert report.figures["parcels"] == 40
     assert report.figures["mdb_rows"] > 1000
     assert report.figures["ndvi_rows_compared"] > 100

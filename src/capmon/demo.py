@@ -138,9 +138,38 @@ def run_demo(
             revisit_days=revisit_days,
             seed=seed,
         )
+        started = time.perf_counter()
+        login = service_user(workspace, home)
+        stage(
+            "web service user",
+            started,
+            f"admin user {login} created (password in {home / DEMO_LOGIN_FILE}); "
+            f"`capmon --home {home} serve` then open http://127.0.0.1:8000/ui/",
+        )
     finally:
         workspace.dispose()
     return report
+
+
+DEMO_LOGIN = "demo"
+DEMO_LOGIN_FILE = "demo-login.txt"
+
+
+def service_user(workspace: Workspace, home: Path) -> str:
+    """An admin user for the web UI with a random password, written to a file only the owner
+    can read (the demo workspace is a local playground: never do this for real users)."""
+    import secrets
+
+    from capmon.users import add_user
+    from capmon.workspace import atomic_path
+
+    password = secrets.token_urlsafe(12)
+    add_user(workspace, DEMO_LOGIN, password, "admin")
+    target = home / DEMO_LOGIN_FILE
+    with atomic_path(target) as tmp:
+        tmp.touch(mode=0o600)
+        tmp.write_text(f"login: {DEMO_LOGIN}\npassword: {password}\n", encoding="utf-8")
+    return DEMO_LOGIN
 
 
 def _catalogue_stages(
