@@ -15,8 +15,10 @@ and a catalogue product of type ``s4c_baresoil``.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +39,7 @@ from capmon.processors.baresoil.parameters import BareSoilParameters
 from capmon.processors.baresoil.products import (
     TableAppender,
 )
+from capmon.processors.chunks import chunked, map_chunks
 from capmon.processors.common import (
     new_product_folder,
     product_name,
@@ -56,6 +59,25 @@ from capmon.workspace import atomic_path
 
 PRODUCT_TYPE = "s4c_baresoil"
 PROCESSOR_ID = "baresoil"
+
+
+def _detect_chunk(
+    chunk: list[int],
+    *,
+    mdb_root: str,
+    signals: list[str],
+    start: date,
+    end: date,
+    model: Any,
+    window: Any,
+    radar: Any,
+    max_gap: int,
+) -> Any:
+    """Bare-soil detection of one chunk of parcels (a Dask task when run on a cluster)."""
+    rows = open_mdb(mdb_root).timeseries(chunk, signals, start, end)
+    return detect_bare_soil(
+        rows, chunk, start, end, model=model, window=window, radar_model=radar, max_gap=max_gap
+    )
 
 
 def run(context: RunContext, parameters: BareSoilParameters) -> RunResult:
@@ -100,16 +122,13 @@ def run(context: RunContext, parameters: BareSoilParameters) -> RunResult:
         tmp.mkdir(parents=True)
         tables = TableAppender(tmp)
         try:
-            for n, first in enumerate(range(0, len(ids), parameters.chunk_parcels)):
-                chunk = ids[first : first + parameters.chunk_parcels]
-                context.progress(
-                    first / max(len(ids), 1), f"parcels {first + 1}-{first + len(chunk)}"
-                )
-                rows = mdb.timeseries(chunk.tolist(), signals, start, end)
-                result = detect_bare_soil(
-                    rows, chunk.tolist(), start, end, model=model, window=window,
-                    radar_model=radar, max_gap=parameters.max_gap,
-                )  # fmt: skip
+            chunks = chunked(ids.tolist(), parameters.chunk_parcels)
+            detect = functools.partial(
+                _detect_chunk, mdb_root=str(mdb.root), signals=signals, start=start, end=end,
+                model=model, window=window, radar=radar, max_gap=parameters.max_gap,
+            )  # fmt: skip
+            for n, result in enumerate(map_chunks(detect, chunks)):
+                context.progress(n / len(chunks), f"parcels chunk {n + 1}/{len(chunks)}")
                 for key, value in result.counts.items():
                     if key != "parcels_not_compliant":
                         totals[key] = totals.get(key, 0) + value

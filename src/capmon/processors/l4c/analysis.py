@@ -17,6 +17,7 @@ the estimated week in the weekly table (``HARVEST_EST``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -27,6 +28,7 @@ import pandas as pd
 
 from capmon.errors import InputError
 from capmon.mdb.query import MarkersDatabase
+from capmon.processors.chunks import chunked, map_chunks
 from capmon.processors.l4c.config import PRACTICE_NAMES, PracticeCode, TsaParameters
 from capmon.processors.l4c.efa import (
     EfaMarkers,
@@ -186,33 +188,30 @@ def analyse_practices(
     estimate_rows: list[dict[str, Any]] = []
     weekly_parts: list[dict[str, Any]] = []
     ids = [int(i) for i in rows["NewID"].drop_duplicates()]
-    chunk = max(1, settings.chunk_size)
     counts = {"few_s1_pixels": 0, "few_coherence_values": 0}
-    for start in range(0, len(ids), chunk):
-        chunk_ids = ids[start : start + chunk]
-        series = (
-            weekly_series(_read_rows(mdb, chunk_ids, settings), settings.amplitude)
-            if last_s1 is not None
-            else {}
-        )
-        chunk_rows = rows[rows["NewID"].isin(chunk_ids)]
-        for record in chunk_rows.to_dict("records"):
+    # each chunk carries its own rows, with the parcel's S1Pix and original id, so that a chunk
+    # sent to another Dask worker holds nothing of the other parcels
+    chunks = []
+    for chunk_ids in chunked(ids, settings.chunk_size):
+        records = rows[rows["NewID"].isin(chunk_ids)].to_dict("records")
+        for record in records:
             new_id = int(record["NewID"])
-            parcel_series = series.get(new_id, empty_weeks())
-            fields = {str(k): v for k, v in record.items()}
-            row, estimate, weekly, status = _analyse_parcel(
-                fields, new_id, ori_ids.get(new_id, str(record["FIELD_ID"])),
-                s1pix.get(new_id, 0), parcel_series, table.practice, parameters, settings,
-                limit,
-            )  # fmt: skip
-            if status:
-                counts[status] += 1
-            out_rows.append(row)
-            estimate_rows.append(estimate)
-            if weekly is not None:
-                weekly_parts.append(weekly)
+            record[_S1PIX] = s1pix.get(new_id, 0)
+            record[_ORI_ID] = ori_ids.get(new_id, str(record["FIELD_ID"]))
+        chunks.append(records)
+    analyse = functools.partial(
+        _analyse_chunk, mdb_root=str(mdb.root), practice=table.practice, parameters=parameters,
+        settings=settings, limit=limit, with_s1=last_s1 is not None,
+    )  # fmt: skip
+    done = 0
+    for part in map_chunks(analyse, chunks):
+        out_rows.extend(part.rows)
+        estimate_rows.extend(part.estimates)
+        weekly_parts.extend(part.weekly)
+        for key, value in part.counts.items():
+            counts[key] += value
+        done += part.parcels
         if progress is not None:
-            done = start + len(chunk_ids)
             progress(min(1.0, done / len(ids)), f"{done} parcels")
     columns = list(CSV_COLUMNS) + (list(TILLAGE_COLUMNS) if settings.tillage else [])
     result_rows = pd.DataFrame(out_rows, columns=columns)
@@ -310,6 +309,56 @@ def _estimate_row(
         "HARVEST_EST_CONF": estimate.confidence,
         "HARVEST_EST_COH_STEP": f"{step:.3f}" if step is not None else NR_TEXT,
     }
+
+
+_S1PIX = "__capmon_s1pix"
+_ORI_ID = "__capmon_ori_id"
+
+
+@dataclass
+class _ChunkResult:
+    rows: list[dict[str, Any]]
+    estimates: list[dict[str, Any]]
+    weekly: list[dict[str, Any]]
+    counts: dict[str, int]
+    parcels: int
+
+
+def _analyse_chunk(
+    records: list[dict[str, Any]],
+    *,
+    mdb_root: str,
+    practice: PracticeCode,
+    parameters: TsaParameters,
+    settings: AnalysisSettings,
+    limit: date,
+    with_s1: bool,
+) -> _ChunkResult:
+    """The practice rows of one chunk of parcels (a Dask task when run on a cluster)."""
+    from capmon.mdb.query import open_mdb
+
+    chunk_ids = list(dict.fromkeys(int(r["NewID"]) for r in records))
+    series = (
+        weekly_series(_read_rows(open_mdb(mdb_root), chunk_ids, settings), settings.amplitude)
+        if with_s1
+        else {}
+    )
+    result = _ChunkResult([], [], [], {"few_s1_pixels": 0, "few_coherence_values": 0}, 0)
+    result.parcels = len(chunk_ids)
+    for record in records:
+        new_id = int(record["NewID"])
+        fields = {str(k): v for k, v in record.items() if k not in (_S1PIX, _ORI_ID)}
+        row, estimate, weekly, status = _analyse_parcel(
+            fields, new_id, str(record[_ORI_ID]), int(record[_S1PIX]),
+            series.get(new_id, empty_weeks()), practice, parameters, settings, limit,
+        )  # fmt: skip
+        if status:
+            result.counts[status] += 1
+        result.rows.append(row)
+        result.estimates.append(estimate)
+        if weekly is not None:
+            result.weekly.append(weekly)
+    return result
 
 
 def _analyse_parcel(
