@@ -1,4 +1,6 @@
-"""``capmon bench extract``: the extraction engine against the decode floor and its peers."""
+"""``capmon bench extract``: the extraction engine against the decode floor and its peers;
+``capmon bench scale``: season extraction on 1 and 2 workers; ``capmon bench api``: the
+markers and map routes under concurrent clients."""
 
 from __future__ import annotations
 
@@ -153,4 +155,65 @@ def scale(
         render_scale(result, console)
         if json_path is not None:
             write_scale_json(result, json_path)
+            console.print(f"Figures written to {json_path}")
+
+
+@bench_app.command("api")
+def api(
+    parcels: Annotated[int, typer.Option(help="Parcels of the generated season.")] = 50_000,
+    dates: Annotated[int, typer.Option(help="Dates (products) of the MDB.")] = 70,
+    signals: Annotated[int, typer.Option(help="Signals of the MDB (1-10).")] = 10,
+    clients: Annotated[int, typer.Option(help="Concurrent clients.")] = 50,
+    seconds: Annotated[float, typer.Option(help="Length of the timed run.")] = 60.0,
+    think_ms: Annotated[
+        float,
+        typer.Option(
+            help="Mean pause of a client between an answer and its next request, like a map "
+            "user (0: a closed loop, each client sends its next request at once)."
+        ),
+    ] = 1000.0,
+    tile_share: Annotated[
+        float, typer.Option(help="Share of vector-tile requests (the rest: time series).")
+    ] = 0.5,
+    zooms: Annotated[str, typer.Option(help="Comma-separated zooms of the tiles.")] = "12,13,14,15",
+    seed: Annotated[int, typer.Option(help="Random seed of the data and the clients.")] = 20240701,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Keep the generated workspace here [default: a temp folder]."),
+    ] = None,
+    reuse: Annotated[
+        bool, typer.Option("--reuse", help="Reuse the workspace of --workdir when it matches.")
+    ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write every figure to this JSON file.")
+    ] = None,
+) -> None:
+    """Serve a 50k-parcel season with `capmon serve` and time parcel time series and vector
+    tiles under concurrent clients: p50/p95/p99, errors, throughput, against the targets."""
+    from capmon.bench.api import ApiBenchConfig, run_api_bench
+    from capmon.bench.api import render as render_api
+    from capmon.bench.api import write_json as write_api_json
+    from capmon.errors import InputError
+
+    with reported_errors():
+        try:
+            levels = tuple(int(z) for z in zooms.split(",") if z.strip())
+        except ValueError as exc:
+            raise InputError(f"--zooms {zooms!r} must be comma-separated integers") from exc
+        config = ApiBenchConfig(
+            parcels=parcels,
+            dates=dates,
+            signals=signals,
+            clients=clients,
+            seconds=seconds,
+            think_ms=think_ms,
+            tile_share=tile_share,
+            zooms=levels,
+            seed=seed,
+        )
+        with _stages() as step:
+            result = run_api_bench(config, workdir, reuse, step)
+        render_api(result, console)
+        if json_path is not None:
+            write_api_json(result, json_path)
             console.print(f"Figures written to {json_path}")
