@@ -86,6 +86,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     # Not created here: writers such as GDAL's refuse to overwrite an existing file.
     # The temporary name keeps the extension, which some writers use to pick a format.
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
+    # a name reserved before the write (processors.common.new_product_folder) is released
+    # once the file is in place (the name is then taken) or the write failed (the name is free)
+    reservation = path.with_name(f".{path.name}.reserved")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -95,3 +98,5 @@ def atomic_path(path: Path) -> Iterator[Path]:
         else:
             tmp.unlink(missing_ok=True)
         raise
+    finally:
+        reservation.unlink(missing_ok=True)
