@@ -46,14 +46,7 @@ from capmon.errors import ConflictError, StorageError
 from capmon.orchestrator.jobs import ACTIVE, job_folder
 from capmon.orchestrator.lock import STALE_AFTER_SECONDS
 from capmon.service.upload_files import UPLOAD_TMP
-from capmon.sites import (  # noqa: F401 (re-exported for the routes)
-    SEASON_NAME,
-    SITE_NAME,
-    SeasonDates,
-    check_season_name,
-    check_site_name,
-    get_season,
-)
+from capmon.sites import SeasonDates, get_season
 from capmon.workspace import Workspace
 
 log = logging.getLogger("capmon.service")

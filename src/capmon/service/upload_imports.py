@@ -39,9 +39,8 @@ from capmon.processors.l4c.practices import (
     list_stored,
 )
 from capmon.service.l4b_configs import list_l4b_configs, store_l4b_config
-from capmon.service.site_admin import check_site_name
 from capmon.service.upload_files import ReceivedUpload, relabelled
-from capmon.sites import create_site
+from capmon.sites import check_site_name, create_site
 from capmon.workspace import Workspace, atomic_write_bytes
 
 log = logging.getLogger("capmon.service")

@@ -25,15 +25,17 @@ from capmon.parcels import store
 from capmon.parcels.codes import crop_key
 from capmon.service.auth import CurrentPrincipal, ReadableSite, WritableSite, site_for
 from capmon.service.errors import ForbiddenError
-from capmon.service.site_admin import (
-    SEASON_NAME,
-    check_season_name,
-    delete_season,
-    delete_site,
-    update_season,
-)
+from capmon.service.site_admin import delete_season, delete_site, update_season
 from capmon.service.state import service_state
-from capmon.sites import SeasonDates, create_season, get_season, list_seasons, list_sites
+from capmon.sites import (
+    SEASON_NAME,
+    SeasonDates,
+    check_season_name,
+    create_season,
+    get_season,
+    list_seasons,
+    list_sites,
+)
 
 router = APIRouter(tags=["Sites"])
 
