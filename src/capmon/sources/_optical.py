@@ -9,10 +9,9 @@ from contextlib import AbstractContextManager
 import numpy as np
 import numpy.typing as npt
 
-from capmon.errors import InputError
 from capmon.mdb.labels import PixelGrid
 from capmon.sources.model import ProductInfo, ProductReader
-from capmon.sources.raster import BandFiles, Rows
+from capmon.sources.raster import BandFiles, Rows, checked_resolution
 
 
 class OpticalReader(ProductReader):
@@ -39,9 +38,7 @@ class OpticalReader(ProductReader):
         """``resolution`` checked, or the product's finest one."""
         if resolution is None:
             return self.files.finest_resolution(self._stored_bands)
-        if isinstance(resolution, bool) or not math.isfinite(resolution) or resolution <= 0:
-            raise InputError(f"resolution must be a positive number of metres, not {resolution!r}")
-        return float(resolution)
+        return checked_resolution(resolution)
 
     def grid(self, resolution: float | None = None) -> PixelGrid:
         return self.files.grid(self.resolution(resolution), self._stored_bands)

@@ -276,6 +276,20 @@ def block_all(mask: npt.NDArray[np.bool_], factor: int) -> npt.NDArray[np.bool_]
     return np.asarray(_padded_blocks(mask, factor, False).all(axis=(1, 3)), dtype=np.bool_)
 
 
+def checked_resolution(resolution: float) -> float:
+    """``resolution`` as a float, or InputError when it is not a positive number of metres."""
+    if isinstance(resolution, bool) or not math.isfinite(resolution) or resolution <= 0:
+        raise InputError(f"resolution must be a positive number of metres, not {resolution!r}")
+    return float(resolution)
+
+
+def native_or_scaled(native: PixelGrid, resolution: float | None) -> PixelGrid:
+    """A single-grid product's grid: ``native``, or scaled to ``resolution`` metres."""
+    if resolution is None:
+        return native
+    return scaled_grid(native, checked_resolution(resolution))
+
+
 def scaled_grid(grid: PixelGrid, resolution: float) -> PixelGrid:
     """``grid`` at ``resolution`` metres, same origin (coarser sizes rounded up)."""
     current = grid.resolution[0]

@@ -17,7 +17,6 @@ V1 names carry no spacecraft: the sensor comes from the file's ``SPACECRAFT`` ta
 
 from __future__ import annotations
 
-import math
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -42,8 +41,8 @@ from capmon.sources.raster import (
     Calibration,
     Rows,
     grid_footprint,
+    native_or_scaled,
     open_raster,
-    scaled_grid,
 )
 from capmon.synth.formats.sentinel1 import S1ProductName, parse_s1_name
 
@@ -101,11 +100,7 @@ class Sentinel1Reader(ProductReader):
 
     def grid(self, resolution: float | None = None) -> PixelGrid:
         """The file's grid (Sen4CAP: 20 m), or that grid scaled by an integer factor."""
-        if resolution is None:
-            return self._native
-        if isinstance(resolution, bool) or not math.isfinite(resolution) or resolution <= 0:
-            raise InputError(f"resolution must be a positive number of metres, not {resolution!r}")
-        return scaled_grid(self._native, float(resolution))
+        return native_or_scaled(self._native, resolution)
 
     def read(
         self, band: str, resolution: float | None = None, rows: Rows | None = None
