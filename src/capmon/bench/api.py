@@ -45,7 +45,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,6 +56,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from capmon.bench.common import load_average, working_folder
 from capmon.errors import InputError
 from capmon.workspace import atomic_path
 
@@ -135,23 +135,6 @@ class ApiReport:
 
 def _silent(_label: str, _total: int) -> Callable[[int], None]:
     return lambda _n: None
-
-
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-@contextmanager
-def _workdir(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    folder = Path(tempfile.mkdtemp(prefix="capmon-bench-api-"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- the workspace -----------------------------------------------------------------------------
@@ -639,9 +622,9 @@ def run_api_bench(
         "cpus": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
-        "load_at_start": _load(),
+        "load_at_start": load_average(),
     }
-    with _workdir(workdir) as folder:
+    with working_folder(workdir, "capmon-bench-api-") as folder:
         built = _prepare(config, folder, reuse, result, report)
         tiles = _tiles(built.bounds, config.zooms)
         result.workspace["tiles_per_zoom"] = {str(z): len(c) for z, c in tiles.items()}
@@ -653,7 +636,7 @@ def run_api_bench(
             server_cpu = _process_cpu(process.pid) or 0.0
             own_cpu = sum(os.times()[:2])
             before = _cpu_by_process()
-            load_before = _load()
+            load_before = load_average()
             step = report(f"{config.clients} clients for {config.seconds:g} s", 1)
             samples, elapsed = asyncio.run(
                 _load_clients(url, token, config, built.parcel_ids, tiles)
@@ -680,14 +663,14 @@ def run_api_bench(
             "client_cpu_cores": round(own_seconds / elapsed, 2),
             "server_peak_rss_gb": round(server_peak / 1e9, 2) if server_peak else None,
             "load_before": load_before,
-            "load_after": _load(),
+            "load_after": load_average(),
             "other_processes_cpu_cores": [
                 {"cores": round(cpu / elapsed, 2), "command": command}
                 for cpu, command in others[:6]
                 if cpu / elapsed >= 0.02
             ],
         }
-    result.machine["load_at_end"] = _load()
+    result.machine["load_at_end"] = load_average()
     _targets(result)
     return result
 

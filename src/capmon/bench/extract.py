@@ -23,11 +23,9 @@ import multiprocessing
 import os
 import platform
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from affine import Affine
 from rasterio import features, windows
 
 from capmon.bench import workers, world
+from capmon.bench.common import load_average, working_folder
 from capmon.errors import InputError
 from capmon.mdb.store import MdbStore
 
@@ -130,23 +129,6 @@ def _isolated(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, 
         return pool.submit(function, *args).result()
 
 
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-@contextmanager
-def _workdir(path: Path | None) -> Iterator[Path]:
-    if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    folder = Path(tempfile.mkdtemp(prefix="capmon-bench-"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def _silent(_label: str, _total: int) -> Callable[[int], None]:
     return lambda _n: None
 
@@ -162,7 +144,7 @@ def run_benchmark(
         "python": platform.python_version(),
         "numpy": np.__version__,
         "gdal": rasterio.__gdal_version__,
-        "load_at_start": _load(),
+        "load_at_start": load_average(),
     }
     for method in METHODS:
         if method in config.skip:
@@ -171,12 +153,12 @@ def run_benchmark(
             result.skipped[method] = (
                 f"{method} is not installed (optional extra: pip install 'capmon[bench]')"
             )
-    with _workdir(workdir) as folder:
+    with working_folder(workdir, "capmon-bench-") as folder:
         parcels_path, bands, jp2 = _prepare_tile(config, folder, result, report)
         _time_methods(config, folder, parcels_path, bands, jp2, result, report)
         _check_correctness(config, folder, parcels_path, bands[0], result, report)
         _bench_mdb(config, folder, result, report)
-    result.machine["load_at_end"] = _load()
+    result.machine["load_at_end"] = load_average()
     _ratios_and_targets(result)
     return result
 
@@ -259,7 +241,7 @@ def _time_methods(
         name = f"raw_decode_{kind}_{'1thread' if count == '1' else 'threads'}"
         repeats = config.decode_repeats if kind == "gtiff" else 1  # JPEG2000 is slow
         result.methods[name] = _isolated(workers.raw_decode, str(path), count, repeats) | {
-            "load": _load()
+            "load": load_average()
         }
         advance(1)
 
@@ -273,13 +255,13 @@ def _time_methods(
         str(cache),
         str(first_out),
     )
-    result.methods["capmon_first_date"] = first | {"load": _load()}
+    result.methods["capmon_first_date"] = first | {"load": load_average()}
     result.data["parcel_pixels"] = first["parcel_pixels"]
     advance(1)
     further = bands[1:] if len(bands) > 1 else bands
     result.methods["capmon_next_date"] = _isolated(
         workers.capmon_next_dates, str(cache), [str(p) for p in further], threads
-    ) | {"load": _load()}
+    ) | {"load": load_average()}
     advance(1)
     if "exactextract" not in result.skipped:
         result.methods["exactextract_in_memory"] = _isolated(
@@ -288,7 +270,7 @@ def _time_methods(
             str(bands[0]),
             threads,
             str(folder / "exactextract.parquet"),
-        ) | {"load": _load(), "weighting": "coverage fraction (default)"}
+        ) | {"load": load_average(), "weighting": "coverage fraction (default)"}
         advance(1)
     if "rasterstats" not in result.skipped:
         subset = min(config.rasterstats_parcels, n)
@@ -297,7 +279,7 @@ def _time_methods(
         )
         figures["seconds"] = figures["seconds_subset"] * n / subset
         figures["extrapolated_from"] = subset
-        result.methods["rasterstats"] = figures | {"load": _load()}
+        result.methods["rasterstats"] = figures | {"load": load_average()}
         advance(1)
     for figures in result.methods.values():
         seconds = figures.get("seconds")
@@ -463,7 +445,7 @@ def _bench_mdb(config: BenchConfig, folder: Path, result: BenchReport, report: R
         "bytes_per_row": size / rows,
         "build_seconds": built,
         "reused": reused,
-        "query": query | {"load": _load()},
+        "query": query | {"load": load_average()},
         "query_rows_expected": config.mdb_dates * config.mdb_signals,
     }
     advance = report("Compacting the MDB (capmon's store) and timing the query again", 2)

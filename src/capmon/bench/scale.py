@@ -47,6 +47,7 @@ import shapely
 from rich.console import Console
 from rich.table import Table
 
+from capmon.bench.common import load_average
 from capmon.bench.workers import peak_rss_bytes
 from capmon.errors import InputError
 from capmon.mdb.extract import DEFAULT_OPTICAL_SIGNALS
@@ -146,10 +147,6 @@ def process_cpu_seconds() -> float:
     return times.user + times.system
 
 
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def _silent(_label: str, _total: int) -> Callable[[int], None]:
     return lambda _n: None
 
@@ -177,7 +174,7 @@ def run_scale(
         "cpus": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
-        "load_at_start": _load(),
+        "load_at_start": load_average(),
     }
     with _workdir(workdir) as folder:
         world = _prepare_world(config, folder, result, report)
@@ -186,7 +183,7 @@ def run_scale(
             figures, mdbs[workers] = _run_once(config, folder, world, workers, report)
             result.runs[str(workers)] = figures
         _compare(mdbs, result, report)
-    result.machine["load_at_end"] = _load()
+    result.machine["load_at_end"] = load_average()
     _figures_and_targets(config, result)
     return result
 
@@ -361,7 +358,7 @@ def _run_once(
         advance(1)
 
     try:
-        load_before = _load()
+        load_before = load_average()
         started = time.perf_counter()
         with dask_client(ClusterSpec(workers=workers, threads=1)) as client:
             for module in WARM_MODULES:
@@ -412,7 +409,7 @@ def _run_once(
         "empty": len(run.empty),
         "worker_peak_rss_bytes": dict(sorted(peaks.items())),
         "load_before": load_before,
-        "load_after": _load(),
+        "load_after": load_average(),
         "job": run.job_id,
         "mdb": str(mdb),
     }, mdb
