@@ -4,6 +4,7 @@ parcels without observations, and ``capmon eval mowing``."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from datetime import date
@@ -210,3 +211,20 @@ def test_eval_mowing_command(workspace: Workspace, world: SynthWorld, tmp_path: 
     )
     assert missing.exit_code == 2
     assert "not found" in missing.output
+
+
+def test_the_newest_uploaded_config_is_used_when_none_is_given(
+    workspace: Workspace, world: SynthWorld
+) -> None:
+    from capmon.processors.l4b.stored import latest_l4b_config, store_l4b_config
+
+    with workspace.session() as session:
+        site = get_site(session, SITE)
+    assert latest_l4b_config(workspace, site, 2024) is None
+    store_l4b_config(workspace, site, 2024, world.l4b_configs[2024], "first.cfg")
+    stored = store_l4b_config(workspace, site, 2024, world.l4b_configs[2024], "second.cfg")
+    assert stored.version == 2
+    assert latest_l4b_config(workspace, site, 2024) == stored.path
+    result = _run(workspace)
+    report = json.loads((Path(result.outputs["product"]) / "l4b.json").read_text())
+    assert report["config_source"] == str(stored.path)

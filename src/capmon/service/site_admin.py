@@ -45,13 +45,12 @@ from capmon.catalog.models import (
 from capmon.errors import ConflictError, StorageError
 from capmon.orchestrator.jobs import ACTIVE, job_folder
 from capmon.orchestrator.lock import STALE_AFTER_SECONDS
+from capmon.processors.l4b.stored import L4B_CONFIG_ROOT
 from capmon.service.upload_files import UPLOAD_TMP
 from capmon.sites import SeasonDates, get_season
 from capmon.workspace import Workspace
 
 log = logging.getLogger("capmon.service")
-
-L4B_CONFIG_ROOT = Path("configs")
 
 
 def site_folders(workspace: Workspace, site: Site) -> list[Path]:

@@ -31,6 +31,7 @@ from capmon.errors import CapmonError, ConflictError, InputError, NotFoundError
 from capmon.parcels import import_declarations, import_lut
 from capmon.parcels.lut import LutFormat
 from capmon.parcels.store import REPORT_FILE, Row, check_year
+from capmon.processors.l4b.stored import list_l4b_configs, store_l4b_config
 from capmon.processors.l4c.practices import (
     CONFIG_FOLDER,
     StoredPractices,
@@ -38,7 +39,6 @@ from capmon.processors.l4c.practices import (
     import_practices,
     list_stored,
 )
-from capmon.service.l4b_configs import list_l4b_configs, store_l4b_config
 from capmon.service.upload_files import ReceivedUpload, relabelled
 from capmon.sites import check_site_name, create_site
 from capmon.workspace import Workspace, atomic_write_bytes

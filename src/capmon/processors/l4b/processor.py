@@ -50,6 +50,7 @@ from capmon.processors.l4b.outputs import (
     write_l4b_product,
 )
 from capmon.processors.l4b.series import ParcelSeries, read_series
+from capmon.processors.l4b.stored import latest_l4b_config
 from capmon.processors.registry import (
     Processor,
     ProcessorInput,
@@ -75,7 +76,11 @@ class L4BParameters(BaseModel):
         description="capmon (S1-first, weather-corrected, see docs/l4b.md) or sen4cap.",
     )
     config: Path | None = Field(
-        default=None, description="A Sen4CAP L4B .cfg (CTNUM_FILTER, thresholds, compliancy)."
+        default=None,
+        description=(
+            "A Sen4CAP L4B .cfg (CTNUM_FILTER, thresholds, compliancy) [default: the newest "
+            "config uploaded for the season's year, else defaults from the LUT]."
+        ),
     )
     sensors: Sensors = Field(
         default="S1_S2", description="Sensors used: S1_S2, S1 or S2 (Sen4CAP's sub_steps)."
@@ -357,9 +362,10 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
         raise InputError(f"--until {until} is before the mowing start {start}")
     context.progress(0.0, "reading the inputs")
     mdb, parcels, lut, parcels_key = _inputs(workspace, site, season.name, year, parameters)
+    config_path = parameters.config or latest_l4b_config(workspace, site, year)
     config = (
-        read_l4b_config(parameters.config)
-        if parameters.config is not None
+        read_l4b_config(config_path)
+        if config_path is not None
         else default_l4b_config(grassland_classes(lut))
     )
     selection = grassland_parcels(parcels, lut, config)
@@ -370,7 +376,7 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
         )
     key = {"season": season.name, "method": parameters.method, "sensors": parameters.sensors,
            "parcels_key": parcels_key, "start": start.isoformat(),
-           "config": str(parameters.config.resolve()) if parameters.config else None}  # fmt: skip
+           "config": str(config_path.resolve()) if config_path else None}  # fmt: skip
     previous = _previous(workspace, site, key, until) if parameters.incremental else None
 
     def progress(fraction: float, message: str) -> None:

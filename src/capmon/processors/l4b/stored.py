@@ -23,9 +23,10 @@ from capmon.catalog.models import Site
 from capmon.errors import StorageError
 from capmon.parcels.store import check_year
 from capmon.processors.l4b.config import L4BConfig, read_l4b_config
-from capmon.service.site_admin import L4B_CONFIG_ROOT
 from capmon.workspace import Workspace, atomic_path
 
+L4B_CONFIG_ROOT = Path("configs")
+"""Uploaded L4B configs: ``<home>/configs/<site>/<year>/l4b/v<N>/``."""
 REPORT_FILE = "report.json"
 _VERSION = re.compile(r"^v(\d+)$")
 
@@ -140,3 +141,15 @@ def list_l4b_configs(workspace: Workspace, site: Site) -> list[StoredL4BConfig]:
                 StoredL4BConfig(site.name, int(year_folder.name), version, target, path, report)
             )
     return out
+
+
+def latest_l4b_config(workspace: Workspace, site: Site, year: int) -> Path | None:
+    """The ``.cfg`` of the newest stored version for ``year`` (what L4B uses when no config is
+    given), or None when none was stored."""
+    folder = l4b_config_folder(workspace, site, year)
+    versions = _versions(folder)
+    if not versions:
+        return None
+    target = folder / f"v{versions[-1]}"
+    report = json.loads((target / REPORT_FILE).read_text())
+    return target / str(report.get("file", f"S4C_L4B_Config_{year}.cfg"))
