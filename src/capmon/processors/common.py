@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 
 from capmon.catalog.models import DeclarationSet, Product, Site
 from capmon.errors import NotFoundError
 from capmon.mdb.extract import mdb_folder
-from capmon.parcels import load_parcels_file
+from capmon.mdb.query import MarkersDatabase, open_mdb
+from capmon.parcels import load_lut, load_parcels, load_parcels_file, prepare_lut
 from capmon.parcels.store import latest_row
 from capmon.sites import get_site
 from capmon.workspace import Workspace
@@ -39,6 +41,32 @@ def declared_parcels(path: str | Path) -> gpd.GeoDataFrame:
     """The parcels of a capmon parcels file (``--parcels``) that are not deleted."""
     parcels = load_parcels_file(path)
     return parcels[~parcels["is_deleted"].astype(bool)].reset_index(drop=True)
+
+
+def season_parcels(
+    workspace: Workspace, site: Site, year: int, given: str | Path | None = None
+) -> gpd.GeoDataFrame:
+    """The parcels a processor works on: those of a given parcels file (``--parcels``, deleted
+    rows left out), else the newest stored declarations of ``year``."""
+    if given is not None:
+        return declared_parcels(given)
+    return load_parcels(workspace, site.name, year)
+
+
+def season_lut(
+    workspace: Workspace, site: Site, year: int, given: str | Path | None = None
+) -> pd.DataFrame:
+    """A given crop LUT file (``--lut``), else the stored LUT of ``year``."""
+    return prepare_lut(given).table if given is not None else load_lut(workspace, site.name, year)
+
+
+def season_mdb(
+    workspace: Workspace, site: Site, season_name: str, year: int, given: str | Path | None = None
+) -> MarkersDatabase:
+    """A given MDB folder (``--mdb``), else the season's MDB (which must exist)."""
+    return open_mdb(
+        given if given is not None else season_mdb_folder(workspace, site, season_name, year)
+    )
 
 
 def midnight(day: date | None) -> datetime | None:

@@ -25,7 +25,6 @@ import pandas as pd
 
 from capmon.errors import InputError
 from capmon.mdb.query import open_mdb
-from capmon.parcels import load_parcels, load_parcels_file
 from capmon.processors.baresoil.detect import (
     BARE,
     NO_DATA,
@@ -44,7 +43,8 @@ from capmon.processors.common import (
     new_product_folder,
     product_name,
     register_product,
-    season_mdb_folder,
+    season_mdb,
+    season_parcels,
 )
 from capmon.processors.registry import (
     Processor,
@@ -91,16 +91,8 @@ def run(context: RunContext, parameters: BareSoilParameters) -> RunResult:
     end = parameters.end or season.end_date
     if end < start:
         raise InputError(f"--end {end} is before --start {start}")
-    if parameters.parcels is not None:
-        parcels = load_parcels_file(parameters.parcels)
-        parcels = parcels[~parcels["is_deleted"].astype(bool)]
-    else:
-        parcels = load_parcels(workspace, site.name, year)
-    mdb = open_mdb(
-        parameters.mdb
-        if parameters.mdb is not None
-        else season_mdb_folder(workspace, site, season.name, year)
-    )
+    parcels = season_parcels(workspace, site, year, parameters.parcels)
+    mdb = season_mdb(workspace, site, season.name, year, parameters.mdb)
     model = parameters.bare_soil_model()
     radar = parameters.radar_model()
     window = parameters.cover_window()

@@ -25,8 +25,6 @@ from rasterio import features
 from shapely.geometry import shape
 
 from capmon.errors import InputError
-from capmon.mdb.query import open_mdb
-from capmon.parcels import load_parcels, load_parcels_file
 from capmon.processors.baresoil.products import (
     write_product_folder,
 )
@@ -34,7 +32,8 @@ from capmon.processors.common import (
     new_product_folder,
     product_name,
     register_product,
-    season_mdb_folder,
+    season_mdb,
+    season_parcels,
 )
 from capmon.processors.heterogeneity.methods import (
     ClusterLabels,
@@ -122,16 +121,8 @@ def run(context: RunContext, parameters: HeterogeneityParameters) -> RunResult:
         raise InputError("--cluster-features must include ndvi (cohe_vv is an addition)")
     workspace, site = context.workspace, context.site
     year = season.end_date.year
-    if parameters.parcels is not None:
-        parcels = load_parcels_file(parameters.parcels)
-        parcels = parcels[~parcels["is_deleted"].astype(bool)].reset_index(drop=True)
-    else:
-        parcels = load_parcels(workspace, site.name, year)
-    mdb = open_mdb(
-        parameters.mdb
-        if parameters.mdb is not None
-        else season_mdb_folder(workspace, site, season.name, year)
-    )
+    parcels = season_parcels(workspace, site, year, parameters.parcels)
+    mdb = season_mdb(workspace, site, season.name, year, parameters.mdb)
     ids = sorted(parcels["NewID"].astype(int).tolist())
     context.progress(0.05, "reading NDVI statistics")
     rows = mdb.timeseries(ids, ["NDVI"], season.start_date, season.end_date)

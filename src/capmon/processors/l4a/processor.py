@@ -15,14 +15,14 @@ import pandas as pd
 
 from capmon.catalog.models import Site
 from capmon.errors import InputError
-from capmon.mdb.query import MarkersDatabase, open_mdb
-from capmon.parcels import load_lut, load_parcels, prepare_lut
+from capmon.mdb.query import MarkersDatabase
 from capmon.processors.common import (
-    declared_parcels,
     new_product_folder,
     product_name,
     register_product,
-    season_mdb_folder,
+    season_lut,
+    season_mdb,
+    season_parcels,
 )
 from capmon.processors.l4a.classify import CONFORM, NOT_CONFORM, L4AResult, classify_crops
 from capmon.processors.l4a.outputs import report, write_l4a_product
@@ -44,18 +44,11 @@ PRODUCT_TYPE = "s4c_l4a"
 def _inputs(
     workspace: Workspace, site: Site, season_name: str, year: int, parameters: L4AParameters
 ) -> tuple[MarkersDatabase, gpd.GeoDataFrame, pd.DataFrame]:
-    if parameters.parcels is not None:
-        parcels = declared_parcels(parameters.parcels)
-    else:
-        parcels = load_parcels(workspace, site.name, year)
-    lut = (
-        prepare_lut(parameters.lut).table
-        if parameters.lut is not None
-        else load_lut(workspace, site.name, year)
+    return (
+        season_mdb(workspace, site, season_name, year, parameters.mdb),
+        season_parcels(workspace, site, year, parameters.parcels),
+        season_lut(workspace, site, year, parameters.lut),
     )
-    if parameters.mdb is not None:
-        return open_mdb(parameters.mdb), parcels, lut
-    return open_mdb(season_mdb_folder(workspace, site, season_name, year)), parcels, lut
 
 
 def run(context: RunContext, parameters: L4AParameters) -> RunResult:

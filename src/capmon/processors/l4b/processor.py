@@ -31,13 +31,13 @@ from sqlalchemy import select
 from capmon.catalog.models import Product, Site
 from capmon.errors import InputError
 from capmon.mdb.query import MarkersDatabase, open_mdb
-from capmon.parcels import load_lut, load_parcels, prepare_lut
 from capmon.processors.common import (
-    declared_parcels,
     new_product_folder,
     product_name,
     register_product,
+    season_lut,
     season_mdb_folder,
+    season_parcels,
 )
 from capmon.processors.l4b import capmon_method, sen4cap
 from capmon.processors.l4b.compliance import compliance_code
@@ -287,17 +287,9 @@ def _as_date(day: np.datetime64 | None) -> date | None:
 def _inputs(
     workspace: Workspace, site: Site, season_name: str, year: int, parameters: L4BParameters
 ) -> tuple[MarkersDatabase, gpd.GeoDataFrame, pd.DataFrame, str]:
-    if parameters.parcels is not None:
-        parcels = declared_parcels(parameters.parcels)
-        parcels_key = str(Path(parameters.parcels).resolve())
-    else:
-        parcels = load_parcels(workspace, site.name, year)
-        parcels_key = ""
-    lut = (
-        prepare_lut(parameters.lut).table
-        if parameters.lut is not None
-        else load_lut(workspace, site.name, year)
-    )
+    parcels = season_parcels(workspace, site, year, parameters.parcels)
+    parcels_key = str(Path(parameters.parcels).resolve()) if parameters.parcels else ""
+    lut = season_lut(workspace, site, year, parameters.lut)
     if parameters.mdb is not None:
         return open_mdb(parameters.mdb), parcels, lut, parcels_key or str(parameters.mdb)
     folder = season_mdb_folder(workspace, site, season_name, year)

@@ -14,20 +14,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
-import geopandas as gpd
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from capmon.catalog.models import Site
 from capmon.errors import InputError, NotFoundError
-from capmon.mdb.query import MarkersDatabase, open_mdb
-from capmon.parcels import load_lut, load_parcels, prepare_lut
+from capmon.parcels import load_lut, prepare_lut
 from capmon.processors.common import (
-    declared_parcels,
     new_product_folder,
     product_name,
     register_product,
-    season_mdb_folder,
+    season_mdb,
+    season_parcels,
 )
 from capmon.processors.l4c.analysis import (
     MIN_COHERENCE_VALUES,
@@ -129,14 +127,6 @@ class L4CParameters(BaseModel):
         return practice_code(self.practice)
 
 
-def _mdb(
-    workspace: Workspace, site: Site, season_name: str, year: int, given: Path | None
-) -> MarkersDatabase:
-    if given is not None:
-        return open_mdb(given)
-    return open_mdb(season_mdb_folder(workspace, site, season_name, year))
-
-
 def _practice_table(
     workspace: Workspace, site: Site, year: int, parameters: L4CParameters, parcels: pd.DataFrame
 ) -> PracticeTable:
@@ -171,16 +161,13 @@ def run(context: RunContext, parameters: L4CParameters) -> RunResult:
         raise InputError("L4C needs a season")
     workspace, site = context.workspace, context.site
     year = season.end_date.year
-    if parameters.parcels is not None:
-        parcels: gpd.GeoDataFrame = declared_parcels(parameters.parcels)
-    else:
-        parcels = load_parcels(workspace, site.name, year)
+    parcels = season_parcels(workspace, site, year, parameters.parcels)
     lut = (
         prepare_lut(parameters.lut).table
         if parameters.lut is not None
         else _stored_lut(workspace, site, year)
     )
-    mdb = _mdb(workspace, site, season.name, year, parameters.mdb)
+    mdb = season_mdb(workspace, site, season.name, year, parameters.mdb)
     table = _practice_table(workspace, site, year, parameters, parcels)
     config, stored_country = _config(workspace, site, year, parameters)
     country = parameters.country or stored_country or DEFAULT_COUNTRY
