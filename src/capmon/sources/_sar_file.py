@@ -89,7 +89,41 @@ def backscatter_properties(radiometry: str, scale: str) -> dict[str, Any]:
     }
 
 
-class SarFileReader(ProductReader):
+class SarBandReader(ProductReader):
+    """What every single-band Sentinel-1 reader shares (Sen4CAP AMP/COHE files and the
+    analysis-ready formats): one band file, its native grid, validity from the decoded band."""
+
+    files: BandFiles
+    _native: PixelGrid
+
+    def grid(self, resolution: float | None = None) -> PixelGrid:
+        """The file's grid (Sen4CAP: 20 m), or that grid scaled by an integer factor."""
+        return native_or_scaled(self._native, resolution)
+
+    def valid_mask(
+        self,
+        resolution: float | None = None,
+        config: MaskConfig = DEFAULT_MASK_CONFIG,
+        rows: Rows | None = None,
+    ) -> npt.NDArray[np.bool_]:
+        """Valid where the product has data (S1 products have no mask layer). This decodes the
+        band: a caller that already read it can use ``~np.isnan(values)`` instead."""
+        return np.asarray(~np.isnan(self.read(self.bands[0], resolution, rows)), dtype=np.bool_)
+
+    def kept_open(self) -> AbstractContextManager[None]:
+        return self.files.kept_open()
+
+    def angles(self) -> Angles:
+        raise InputError(
+            f"product {self.info.name} is a SAR product: sun and view angles exist only for "
+            "optical products"
+        )
+
+    def check(self) -> None:
+        self.files.check()
+
+
+class SarFileReader(SarBandReader):
     """One single-band Sentinel-1 GeoTIFF; subclasses build :attr:`info` from its name and
     metadata and call :meth:`_describe`."""
 
@@ -126,10 +160,6 @@ class SarFileReader(ProductReader):
     def _describe(self, info: ProductInfo) -> None:
         self.info = info
 
-    def grid(self, resolution: float | None = None) -> PixelGrid:
-        """The file's grid, or that grid scaled by an integer factor."""
-        return native_or_scaled(self._native, resolution)
-
     def read(
         self, band: str, resolution: float | None = None, rows: Rows | None = None
     ) -> npt.NDArray[np.float32]:
@@ -139,24 +169,3 @@ class SarFileReader(ProductReader):
         if self._squared:
             np.square(values, out=values)
         return values
-
-    def valid_mask(
-        self,
-        resolution: float | None = None,
-        config: MaskConfig = DEFAULT_MASK_CONFIG,
-        rows: Rows | None = None,
-    ) -> npt.NDArray[np.bool_]:
-        """Valid where the file has data (the band is decoded)."""
-        return np.asarray(~np.isnan(self.read(self.bands[0], resolution, rows)), dtype=np.bool_)
-
-    def kept_open(self) -> AbstractContextManager[None]:
-        return self.files.kept_open()
-
-    def angles(self) -> Angles:
-        raise InputError(
-            f"product {self.info.name} is a SAR product: sun and view angles exist only for "
-            "optical products"
-        )
-
-    def check(self) -> None:
-        self.files.check()

@@ -17,7 +17,6 @@ V1 names carry no spacecraft: the sensor comes from the file's ``SPACECRAFT`` ta
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
@@ -25,13 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from capmon.errors import InputError
-from capmon.mdb.labels import PixelGrid
+from capmon.sources._sar_file import SarBandReader
 from capmon.sources.model import (
-    DEFAULT_MASK_CONFIG,
-    Angles,
-    MaskConfig,
     ProductInfo,
-    ProductReader,
     ProductType,
     sensor_code,
 )
@@ -41,7 +36,6 @@ from capmon.sources.raster import (
     Calibration,
     Rows,
     grid_footprint,
-    native_or_scaled,
     open_raster,
 )
 from capmon.synth.formats.sentinel1 import S1ProductName, parse_s1_name
@@ -62,7 +56,7 @@ def is_s1_product(path: Path) -> bool:
     return True
 
 
-class Sentinel1Reader(ProductReader):
+class Sentinel1Reader(SarBandReader):
     """A Sen4CAP S1 amplitude or coherence GeoTIFF."""
 
     def __init__(self, path: Path) -> None:
@@ -98,38 +92,12 @@ class Sentinel1Reader(ProductReader):
             properties=_properties(name, tags),
         )
 
-    def grid(self, resolution: float | None = None) -> PixelGrid:
-        """The file's grid (Sen4CAP: 20 m), or that grid scaled by an integer factor."""
-        return native_or_scaled(self._native, resolution)
-
     def read(
         self, band: str, resolution: float | None = None, rows: Rows | None = None
     ) -> npt.NDArray[np.float32]:
         """The stored values of ``band`` (the product's polarisation), 0 -> NaN."""
         self.require_band(band)
         return self.files.read(band, self.grid(resolution), rows)
-
-    def valid_mask(
-        self,
-        resolution: float | None = None,
-        config: MaskConfig = DEFAULT_MASK_CONFIG,
-        rows: Rows | None = None,
-    ) -> npt.NDArray[np.bool_]:
-        """Valid where the product has data (S1 products have no mask layer). This decodes the
-        band: a caller that already read it can use ``~np.isnan(values)`` instead."""
-        return np.asarray(~np.isnan(self.read(self.bands[0], resolution, rows)), dtype=np.bool_)
-
-    def kept_open(self) -> AbstractContextManager[None]:
-        return self.files.kept_open()
-
-    def angles(self) -> Angles:
-        raise InputError(
-            f"product {self.info.name} is a SAR product: sun and view angles exist only for "
-            "optical products"
-        )
-
-    def check(self) -> None:
-        self.files.check()
 
 
 def _acquisition(name: S1ProductName) -> tuple[datetime, datetime | None]:
