@@ -7,6 +7,7 @@ The catalogue is a SQLite file in the home folder by default, or PostgreSQL+Post
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -68,6 +69,22 @@ def open_workspace(home: str | Path | None = None, database_url: str | None = No
     engine = create_catalog_engine(url)
     migrate(engine)
     return Workspace(home_path, engine, sessionmaker(engine, expire_on_commit=False))
+
+
+_VERSION_FOLDER = re.compile(r"^v(\d+)$")
+
+
+def stored_versions(folder: Path, marker: str = "report.json") -> list[int]:
+    """The complete versions ``v<N>/`` of a versioned store folder, in order: those holding
+    ``marker``, which is written last (a folder without it is an interrupted write)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for child in folder.iterdir():
+        match = _VERSION_FOLDER.match(child.name)
+        if match and (child / marker).is_file():
+            found.append(int(match.group(1)))
+    return sorted(found)
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:

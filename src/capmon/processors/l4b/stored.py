@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,12 +22,11 @@ from capmon.catalog.models import Site
 from capmon.errors import StorageError
 from capmon.parcels.store import check_year
 from capmon.processors.l4b.config import L4BConfig, read_l4b_config
-from capmon.workspace import Workspace, atomic_path
+from capmon.workspace import Workspace, atomic_path, stored_versions
 
 L4B_CONFIG_ROOT = Path("configs")
 """Uploaded L4B configs: ``<home>/configs/<site>/<year>/l4b/v<N>/``."""
 REPORT_FILE = "report.json"
-_VERSION = re.compile(r"^v(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -81,17 +79,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _versions(folder: Path) -> list[int]:
-    if not folder.is_dir():
-        return []
-    found = []
-    for child in folder.iterdir():
-        match = _VERSION.match(child.name)
-        if match and (child / REPORT_FILE).is_file():
-            found.append(int(match.group(1)))
-    return sorted(found)
-
-
 def store_l4b_config(
     workspace: Workspace, site: Site, year: int, source: Path, source_name: str
 ) -> StoredL4BConfig:
@@ -100,7 +87,7 @@ def store_l4b_config(
     check_year(year)
     config = read_l4b_config(source)
     folder = l4b_config_folder(workspace, site, year)
-    versions = _versions(folder)
+    versions = stored_versions(folder)
     version = (versions[-1] if versions else 0) + 1
     target = folder / f"v{version}"
     name = f"S4C_L4B_Config_{year}.cfg"
@@ -133,7 +120,7 @@ def list_l4b_configs(workspace: Workspace, site: Site) -> list[StoredL4BConfig]:
         return out
     for year_folder in sorted(p for p in root.iterdir() if p.name.isdigit()):
         folder = year_folder / "l4b"
-        for version in _versions(folder):
+        for version in stored_versions(folder):
             target = folder / f"v{version}"
             report = json.loads((target / REPORT_FILE).read_text())
             path = target / str(report.get("file", ""))
@@ -147,7 +134,7 @@ def latest_l4b_config(workspace: Workspace, site: Site, year: int) -> Path | Non
     """The ``.cfg`` of the newest stored version for ``year`` (what L4B uses when no config is
     given), or None when none was stored."""
     folder = l4b_config_folder(workspace, site, year)
-    versions = _versions(folder)
+    versions = stored_versions(folder)
     if not versions:
         return None
     target = folder / f"v{versions[-1]}"

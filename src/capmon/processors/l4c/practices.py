@@ -34,7 +34,7 @@ from capmon.processors.l4c.config import (
     practice_code,
     read_l4c_config,
 )
-from capmon.workspace import Workspace, atomic_path
+from capmon.workspace import Workspace, atomic_path, stored_versions
 
 PRACTICE_COLUMNS = (
     "FIELD_ID", "MAIN_CROP", "VEG_START", "H_START", "H_END", "PRACTICE", "P_TYPE", "P_START",
@@ -51,7 +51,6 @@ CONFIG_FOLDER = "config"
 TABLE_FILE = "practices.parquet"
 REPORT_FILE = "report.json"
 MAX_LISTED_IDS = 20
-_VERSION = re.compile(r"^v(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -249,23 +248,12 @@ def practices_root(workspace: Workspace, site: str, year: int) -> Path:
     return workspace.path(Path("practices") / site / str(year))
 
 
-def _versions(folder: Path) -> list[int]:
-    if not folder.is_dir():
-        return []
-    found = []
-    for child in folder.iterdir():
-        match = _VERSION.match(child.name)
-        if match and (child / REPORT_FILE).is_file():
-            found.append(int(match.group(1)))
-    return sorted(found)
-
-
 def _kind_folder(workspace: Workspace, site: str, year: int, kind: str) -> Path:
     return practices_root(workspace, site, year) / kind
 
 
 def _write_version(folder: Path, write: Any) -> int:
-    versions = _versions(folder)
+    versions = stored_versions(folder)
     version = (versions[-1] if versions else 0) + 1
     target = folder / f"v{version}"
     if target.exists():  # leftover of an interrupted import (no report.json)
@@ -333,7 +321,7 @@ def _stored(
     workspace: Workspace, site: str, year: int, kind: str, version: int | None
 ) -> StoredPractices | None:
     folder = _kind_folder(workspace, site, year, kind)
-    versions = _versions(folder)
+    versions = stored_versions(folder)
     if not versions:
         return None
     chosen = versions[-1] if version is None else version
@@ -388,7 +376,7 @@ def list_stored(workspace: Workspace, site: str) -> list[StoredPractices]:
         return out
     for year_folder in sorted(p for p in root.iterdir() if p.name.isdigit()):
         for kind_folder in sorted(p for p in year_folder.iterdir() if p.is_dir()):
-            for version in _versions(kind_folder):
+            for version in stored_versions(kind_folder):
                 target = kind_folder / f"v{version}"
                 report = json.loads((target / REPORT_FILE).read_text())
                 year = int(year_folder.name)
