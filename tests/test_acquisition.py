@@ -38,6 +38,7 @@ from capmon.processors import RunContext, get_processor
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import open_product
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import Workspace, open_workspace
 from tests.stac_server import Faults, StacServer, closed_port_url
 
@@ -640,16 +641,15 @@ def test_a_season_run_acquires_first_and_extracts_what_arrived(
     tmp_path: Path, world: SynthWorld, server: StacServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from capmon.orchestrator import ClusterSpec, run_season, set_schedule
-    from capmon.parcels import import_declarations, import_lut
+    from capmon.parcels import import_lut
 
     workspace = open_workspace(tmp_path / "ws")
     try:
         _site(workspace, world)
         year = world.years[0]
         import_lut(workspace, "tiny", year, world.lut)
-        import_declarations(
-            workspace, "tiny", year, world.declarations[year], parcel_id_cols=["PARCEL_ID"],
-            holding_id_cols=["HOLDING_ID"], crop_code_col="CROP_CODE",
+        import_world_declarations(
+            workspace, "tiny", year, world.declarations[year],
         )  # fmt: skip
         set_schedule(workspace, "tiny", "S", "mdb", parameters={"signals": ["NDVI"]})
         set_schedule(workspace, "tiny", "S", "acquire", parameters={"max_cloud": 50})

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from capmon.cli.main import app
 from capmon.errors import ColumnError, InputError, NotFoundError
 from capmon.mdb.query import open_mdb
-from capmon.parcels import import_declarations, import_lut, load_parcels
+from capmon.parcels import import_lut, load_parcels
 from capmon.processors import RunContext, get_processor
 from capmon.processors.baresoil.calibration import (
     calibrate,
@@ -45,6 +45,7 @@ from capmon.processors.common import season_mdb_folder
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import ingest_products
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import Workspace, open_workspace
 
 runner = CliRunner()
@@ -269,9 +270,8 @@ def season_workspace(
         site = create_site(session, SITE, world.aoi)
         create_season(session, site, str(year), SeasonDates.parse(f"{year}-02-01", f"{year}-11-30"))
     import_lut(workspace, SITE, year, world.lut)
-    import_declarations(
-        workspace, SITE, year, world.declarations[year], parcel_id_cols=["PARCEL_ID"],
-        holding_id_cols=["HOLDING_ID"], crop_code_col="CROP_CODE",
+    import_world_declarations(
+        workspace, SITE, year, world.declarations[year],
     )  # fmt: skip
     with workspace.session() as session:
         assert world.s2_dir is not None

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from capmon.cli.main import app
 from capmon.errors import ColumnError, InputError
 from capmon.mdb.labels import PixelGrid
-from capmon.parcels import import_declarations, import_lut
+from capmon.parcels import import_lut
 from capmon.processors import RunContext, get_processor
 from capmon.processors.heterogeneity.evaluate import evaluate_heterogeneity, read_truth
 from capmon.processors.heterogeneity.methods import (
@@ -33,6 +33,7 @@ from capmon.processors.heterogeneity.pixels import coherence_on_grid
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import ingest_products
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import Workspace, open_workspace
 
 runner = CliRunner()
@@ -189,9 +190,8 @@ def season(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace
         site = create_site(session, SITE, world.aoi)
         create_season(session, site, str(year), SeasonDates.parse(f"{year}-02-01", f"{year}-11-30"))
     import_lut(workspace, SITE, year, world.lut)
-    import_declarations(
-        workspace, SITE, year, world.declarations[year], parcel_id_cols=["PARCEL_ID"],
-        holding_id_cols=["HOLDING_ID"], crop_code_col="CROP_CODE",
+    import_world_declarations(
+        workspace, SITE, year, world.declarations[year],
     )  # fmt: skip
     with workspace.session() as session:
         assert world.s2_dir is not None

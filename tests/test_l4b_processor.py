@@ -19,7 +19,7 @@ from sqlalchemy import select
 from capmon.catalog.models import Product
 from capmon.errors import InputError
 from capmon.mdb.extract import ExtractionSettings, extract_season
-from capmon.parcels import import_declarations, import_lut
+from capmon.parcels import import_lut
 from capmon.processors.l4b.evaluate import evaluate_mowing
 from capmon.processors.l4b.outputs import result_fields
 from capmon.processors.l4b.processor import L4BParameters, run
@@ -27,6 +27,7 @@ from capmon.processors.registry import RunContext, RunResult
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import ingest_products
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import Workspace, open_workspace
 
 SITE = "mow"
@@ -46,9 +47,7 @@ def _workspace(home: Path, world: SynthWorld, with_s1: bool) -> Workspace:
         create_season(session, site, SEASON, SeasonDates.parse("2024-04-01", "2024-09-30",
                                                                "2024-06-15"))  # fmt: skip
     import_lut(workspace, SITE, 2024, world.lut)
-    import_declarations(workspace, SITE, 2024, world.declarations[2024],
-                        parcel_id_cols=["PARCEL_ID"], holding_id_cols=["HOLDING_ID"],
-                        crop_code_col="CROP_CODE")  # fmt: skip
+    import_world_declarations(workspace, SITE, 2024, world.declarations[2024])  # fmt: skip
     products = [p for p in _season_products(world) if with_s1 or p.suffix != ".tif"]
     with workspace.session() as session:
         ingest_products(session, get_site(session, SITE), products)

@@ -16,12 +16,13 @@ from typer.testing import CliRunner
 from capmon.catalog.models import Product
 from capmon.cli.main import app
 from capmon.mdb.extract import extract_season
-from capmon.parcels import import_declarations, import_lut
+from capmon.parcels import import_lut
 from capmon.processors.l4c import evaluate_practices
 from capmon.processors.l4c.analysis import CSV_COLUMNS, ESTIMATE_COLUMNS
 from capmon.sites import SeasonDates, create_season, create_site, get_site
 from capmon.sources import ingest_products
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import open_workspace
 
 runner = CliRunner()
@@ -48,9 +49,7 @@ def home(world: SynthWorld, tmp_path_factory: pytest.TempPathFactory) -> Path:
         create_season(session, site, "S", SeasonDates.parse(f"{year}-02-01", f"{year}-11-30",
                                                             f"{year}-06-15"))  # fmt: skip
     import_lut(workspace, SITE, year, world.lut)
-    import_declarations(workspace, SITE, year, world.declarations[year],
-                        parcel_id_cols=["PARCEL_ID"], holding_id_cols=["HOLDING_ID"],
-                        crop_code_col="CROP_CODE")  # fmt: skip
+    import_world_declarations(workspace, SITE, year, world.declarations[year])  # fmt: skip
     with workspace.session() as session:
         ingest_products(
             session, get_site(session, SITE), [p for p in (world.s2_dir, world.s1_dir) if p]

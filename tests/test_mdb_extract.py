@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 from capmon.cli.main import app
 from capmon.mdb.extract import ExtractionSettings, SeasonExtraction, extract_season
 from capmon.mdb.query import open_mdb
-from capmon.parcels import import_declarations, import_lut, load_parcels
+from capmon.parcels import import_lut, load_parcels
 from capmon.sites import SeasonDates, create_season, create_site, get_site
 from capmon.sources import ingest_products, open_product
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import Workspace, open_workspace
 
 runner = CliRunner()
@@ -57,14 +58,11 @@ def _workspace(world: SynthWorld, home: Path) -> Workspace:
         site = create_site(session, "tiny", world.aoi)
         create_season(session, site, "S", SeasonDates.parse(f"{year}-02-01", f"{year}-11-30"))
     import_lut(workspace, "tiny", year, world.lut)
-    import_declarations(
+    import_world_declarations(
         workspace,
         "tiny",
         year,
         world.declarations[year],
-        parcel_id_cols=["PARCEL_ID"],
-        holding_id_cols=["HOLDING_ID"],
-        crop_code_col="CROP_CODE",
     )
     with workspace.session() as session:
         ingest_products(

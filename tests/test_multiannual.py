@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from capmon.cli.main import app
 from capmon.errors import ColumnError, CRSError, InputError, NotFoundError
-from capmon.parcels import import_declarations, import_lut, load_lut, load_parcels
+from capmon.parcels import import_lut, load_lut, load_parcels
 from capmon.processors import RunContext, get_processor
 from capmon.processors.baresoil.detect import BARE, NO_DATA, VEG
 from capmon.processors.multiannual.evaluate import evaluate_multiannual, ploughing_cases
@@ -37,6 +37,7 @@ from capmon.processors.multiannual.processor import parse_l4a_paths, parse_years
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import ingest_products
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import Workspace, open_workspace
 
 runner = CliRunner()
@@ -407,9 +408,8 @@ def multi_year(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Works
         )
     for year in world.years:
         import_lut(workspace, SITE, year, world.lut)
-        import_declarations(
-            workspace, SITE, year, world.declarations[year], parcel_id_cols=["PARCEL_ID"],
-            holding_id_cols=["HOLDING_ID"], crop_code_col="CROP_CODE",
+        import_world_declarations(
+            workspace, SITE, year, world.declarations[year],
         )  # fmt: skip
     with workspace.session() as session:
         assert world.s2_dir is not None

@@ -34,11 +34,12 @@ from capmon.orchestrator import (
 from capmon.orchestrator.jobs import create_job
 from capmon.orchestrator.plan import processor_key
 from capmon.orchestrator.units import UnitOutcome
-from capmon.parcels import import_declarations, import_lut
+from capmon.parcels import import_lut
 from capmon.processors import get_processor
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import ingest_product
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import Workspace, open_workspace
 
 SIGNALS = ["NDVI", "NDTILL", "BSI"]
@@ -119,14 +120,11 @@ def _workspace(
             session, site, "S", SeasonDates.parse(f"{year}-02-01", f"{year}-11-30", f"{year}-06-15")
         )
     import_lut(workspace, "tiny", year, world.lut)
-    import_declarations(
+    import_world_declarations(
         workspace,
         "tiny",
         year,
         world.declarations[year],
-        parcel_id_cols=["PARCEL_ID"],
-        holding_id_cols=["HOLDING_ID"],
-        crop_code_col="CROP_CODE",
     )
     _ingest(workspace, [p for p in _products(world) if p not in skip])
     set_schedule(workspace, "tiny", "S", "mdb", parameters={"signals": SIGNALS})

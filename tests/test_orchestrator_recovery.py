@@ -20,10 +20,11 @@ from capmon.orchestrator import ClusterSpec, dask_client, run_season
 from capmon.orchestrator import execute as execute_module
 from capmon.orchestrator.jobs import create_job, failed_attempts
 from capmon.orchestrator.lock import SeasonRunLock
-from capmon.parcels import import_declarations, import_lut
+from capmon.parcels import import_lut
 from capmon.processors.common import register_product
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import Workspace, open_workspace
 
 runner = CliRunner()
@@ -58,14 +59,11 @@ def _workspace(world: SynthWorld, home: Path, database_url: str | None = None) -
             session, site, "S", SeasonDates.parse(f"{year}-02-01", f"{year}-11-30", f"{year}-06-15")
         )
     import_lut(workspace, "tiny", year, world.lut)
-    import_declarations(
+    import_world_declarations(
         workspace,
         "tiny",
         year,
         world.declarations[year],
-        parcel_id_cols=["PARCEL_ID"],
-        holding_id_cols=["HOLDING_ID"],
-        crop_code_col="CROP_CODE",
     )
     return workspace
 

@@ -13,10 +13,11 @@ from typer.testing import CliRunner, Result
 from capmon.cli.main import app
 from capmon.mdb.store import MdbStore
 from capmon.orchestrator import list_jobs, set_schedule, show_job
-from capmon.parcels import import_declarations, import_lut
+from capmon.parcels import import_lut
 from capmon.sites import SeasonDates, create_season, create_site, get_site
 from capmon.sources import list_products
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import open_workspace
 
 runner = CliRunner()
@@ -66,9 +67,8 @@ def test_watch_once_picks_up_a_new_product_then_does_nothing(
             site = create_site(session, "tiny", world.aoi)
             create_season(session, site, "S", SeasonDates.parse(f"{year}-02-01", f"{year}-11-30"))
         import_lut(workspace, "tiny", year, world.lut)
-        import_declarations(
-            workspace, "tiny", year, world.declarations[year], parcel_id_cols=["PARCEL_ID"],
-            holding_id_cols=["HOLDING_ID"], crop_code_col="CROP_CODE",
+        import_world_declarations(
+            workspace, "tiny", year, world.declarations[year],
         )  # fmt: skip
         set_schedule(
             workspace, "tiny", "S", "mdb", parameters={"signals": ["NDVI", "NDTILL", "BSI"]}

@@ -29,7 +29,7 @@ from capmon.mdb.extract import mdb_folder
 from capmon.mdb.query import open_mdb
 from capmon.orchestrator.execute import ClusterSpec, run_season
 from capmon.orchestrator.plan import set_schedule
-from capmon.parcels import import_declarations, import_lut, load_parcels
+from capmon.parcels import import_lut, load_parcels
 from capmon.parcels.store import latest_row
 from capmon.processors import RunContext, get_processor
 from capmon.processors.baresoil.evaluate import evaluate_baresoil
@@ -40,6 +40,7 @@ from capmon.processors.multiannual.evaluate import evaluate_multiannual
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.sources import IngestStatus, ingest_products
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import CATALOG_FILE, Workspace, open_workspace
 
 SITE = "demo"
@@ -199,14 +200,11 @@ def _catalogue_stages(
     stage("crop LUT", started, f"{lut.report.entries} crop codes")
 
     started = time.perf_counter()
-    imported = import_declarations(
+    imported = import_world_declarations(
         workspace,
         SITE,
         year,
         world.declarations[year],
-        parcel_id_cols=["PARCEL_ID"],
-        holding_id_cols=["HOLDING_ID"],
-        crop_code_col="CROP_CODE",
     )
     counts = imported.report.counts
     stage(
@@ -405,14 +403,11 @@ def multiannual_stage(
             )
     for year in world.years:
         import_lut(workspace, MULTI_SITE, year, world.lut)
-        import_declarations(
+        import_world_declarations(
             workspace,
             MULTI_SITE,
             year,
             world.declarations[year],
-            parcel_id_cols=["PARCEL_ID"],
-            holding_id_cols=["HOLDING_ID"],
-            crop_code_col="CROP_CODE",
         )
     assert world.s2_dir is not None
     with workspace.session() as session:

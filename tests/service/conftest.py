@@ -16,11 +16,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from capmon.mdb.extract import ExtractionSettings, extract_season
-from capmon.parcels import import_declarations, import_lut
+from capmon.parcels import import_lut
 from capmon.service import ServiceConfig, create_app
 from capmon.sites import SeasonDates, create_season, create_site, get_site
 from capmon.sources import ingest_product
 from capmon.synth import SynthWorld, generate_world
+from capmon.synth.workspace import import_world_declarations
 from capmon.users import add_user
 from capmon.workspace import Workspace, open_workspace
 
@@ -65,14 +66,11 @@ def build_service_home(world: SynthWorld, home: Path, database_url: str | None =
                     SeasonDates.parse(f"{year}-02-01", f"{year}-11-30", f"{year}-06-15"),
                 )
             import_lut(workspace, name, year, world.lut)
-            import_declarations(
+            import_world_declarations(
                 workspace,
                 name,
                 year,
                 world.declarations[year],
-                parcel_id_cols=["PARCEL_ID"],
-                holding_id_cols=["HOLDING_ID"],
-                crop_code_col="CROP_CODE",
             )
             with workspace.session() as session:
                 site = get_site(session, name)

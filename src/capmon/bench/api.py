@@ -58,6 +58,7 @@ from rich.table import Table
 
 from capmon.bench.common import load_average, working_folder
 from capmon.errors import InputError
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import atomic_path
 
 SITE = "bench"
@@ -197,7 +198,7 @@ def _build(
     from capmon.bench.world import build_mdb, make_parcels, tile_grid
     from capmon.catalog.models import DeclarationSet
     from capmon.mdb.extract import mdb_folder
-    from capmon.parcels import import_declarations, import_lut, load_parcels
+    from capmon.parcels import import_lut, load_parcels
     from capmon.parcels.store import latest_row
     from capmon.sites import SeasonDates, create_season, create_site, get_site
     from capmon.synth.sen4cap_files import lut_csv
@@ -239,14 +240,11 @@ def _build(
             )
         import_lut(workspace, SITE, YEAR, lut_path)
         imported = time.perf_counter()
-        import_declarations(
+        import_world_declarations(
             workspace,
             SITE,
             YEAR,
             declarations_path,
-            parcel_id_cols=["PARCEL_ID"],
-            holding_id_cols=["HOLDING_ID"],
-            crop_code_col="CROP_CODE",
         )
         import_seconds = time.perf_counter() - imported
         step(1)

@@ -51,6 +51,7 @@ from capmon.bench.common import load_average
 from capmon.bench.workers import peak_rss_bytes
 from capmon.errors import InputError
 from capmon.mdb.extract import DEFAULT_OPTICAL_SIGNALS
+from capmon.synth.workspace import import_world_declarations
 from capmon.workspace import Workspace, atomic_path
 
 GB = 1e9
@@ -309,7 +310,7 @@ def _chosen_products(s2_dir: Path | None, dates: int) -> list[Path]:
 def _workspace(home: Path, world: _World, signals: tuple[str, ...]) -> Workspace:
     """A fresh workspace with the site, season, LUT, declarations and products."""
     from capmon.orchestrator import set_schedule
-    from capmon.parcels import import_declarations, import_lut
+    from capmon.parcels import import_lut
     from capmon.sites import SeasonDates, create_season, create_site, get_site
     from capmon.sources import ingest_product
     from capmon.workspace import open_workspace
@@ -325,14 +326,11 @@ def _workspace(home: Path, world: _World, signals: tuple[str, ...]) -> Workspace
             SeasonDates.parse(f"{YEAR}-02-01", f"{YEAR}-11-30", f"{YEAR}-06-15"),
         )
     import_lut(workspace, SITE, YEAR, world.lut)
-    import_declarations(
+    import_world_declarations(
         workspace,
         SITE,
         YEAR,
         world.declarations,
-        parcel_id_cols=["PARCEL_ID"],
-        holding_id_cols=["HOLDING_ID"],
-        crop_code_col="CROP_CODE",
     )
     with workspace.session() as session:
         site = get_site(session, SITE)
