@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 import shapely
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -30,6 +30,8 @@ from capmon.service.links import base_url
 from capmon.service.map_data import MapData, MdbPool, SeasonView, map_data, mdb_version
 from capmon.service.raster_tiles import INPUT_PRODUCT_TYPES, raster_signals
 from capmon.signals.catalogue import get_signal
+
+ParcelId = Annotated[int, Path(ge=0, le=2**63 - 1, description="The parcel's NewID.")]
 
 router = APIRouter(tags=["Markers"])
 
@@ -269,7 +271,7 @@ def timeseries(
     request: Request,
     site: ReadableSite,
     season: str,
-    parcel_id: int,
+    parcel_id: ParcelId,
     signals: Annotated[
         str | None,
         Query(description="Comma-separated signals (default: every signal of the MDB)"),
@@ -356,7 +358,9 @@ class ParcelReport(BaseModel):
     response_model=ParcelReport,
     summary="A parcel: declared attributes, product values and events",
 )
-def parcel(request: Request, site: ReadableSite, season: str, parcel_id: int) -> dict[str, Any]:
+def parcel(
+    request: Request, site: ReadableSite, season: str, parcel_id: ParcelId
+) -> dict[str, Any]:
     """The parcel's declared attributes and geometry (EPSG:4326), its value in every map
     layer (dated layers: one value per period), each product's rows for it, and its dated
     events (mowing, harvest, practice windows, bare-soil periods...) for the chart."""

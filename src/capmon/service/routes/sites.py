@@ -299,7 +299,9 @@ def parcel_stats(
     year: Annotated[
         int | None, Query(ge=2000, le=2100, description="Default: the newest year.")
     ] = None,
-    version: Annotated[int | None, Query(ge=1, description="Default: the newest.")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="Default: the newest.")
+    ] = None,
 ) -> dict[str, Any]:
     """Counts, area and crop codes of the site's declarations, from the stored parcels table."""
     workspace = service_state(request).workspace

@@ -232,7 +232,7 @@ def raster_tiles(request: Request) -> RasterTiles:
 def signal_tile(
     request: Request,
     principal: CurrentPrincipal,
-    product_id: int,
+    product_id: Annotated[int, Path(ge=1, le=2**31 - 1, description="Catalogue product id.")],
     signal: str,
     z: Zoom,
     x: Column,
