@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from capmon.bench import extract as bench_extract
 from capmon.bench import world
 from capmon.cli.bench import bench_app
-from capmon.mdb.labels import PixelGrid, parcel_pixels
+from capmon.grid import PixelGrid
+from capmon.mdb.labels import parcel_pixels
 from capmon.mdb.stats import parcel_statistics
 
 TINY = [

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from capmon.cli.main import app
 from capmon.errors import ColumnError, InputError
-from capmon.mdb.labels import PixelGrid
+from capmon.grid import PixelGrid
 from capmon.parcels import import_lut
 from capmon.processors import RunContext, get_processor
 from capmon.processors.heterogeneity.evaluate import evaluate_heterogeneity, read_truth

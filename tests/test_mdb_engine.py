@@ -18,7 +18,8 @@ from rasterio import features
 from shapely.geometry import Polygon, box
 
 from capmon.errors import CRSError, GeometryError, InputError
-from capmon.mdb.labels import PixelGrid, parcel_pixels
+from capmon.grid import PixelGrid
+from capmon.mdb.labels import parcel_pixels
 from capmon.mdb.stats import ParcelPixels, parcel_statistics
 
 UTM31 = CRS.from_epsg(32631)

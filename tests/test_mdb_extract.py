@@ -239,6 +239,10 @@ def test_an_entirely_masked_product_is_a_named_skip(
         def check(self) -> None:
             self._reader.check()
 
+        @property
+        def mask_source(self) -> str | None:
+            return self._reader.mask_source
+
     workspace = _workspace(optical_world, tmp_path / "ws")
     parcels = load_parcels(workspace, "tiny", optical_world.years[0])[["NewID", "geometry"]]
     assert optical_world.s2_dir is not None

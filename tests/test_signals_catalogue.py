@@ -14,11 +14,14 @@ from capmon.signals import (
     ViewingAngles,
     compute_signals,
     get_signal,
+    physical_range,
+    physical_valid,
+    plan_signals,
     sensor_family,
     signal_inputs,
 )
 from capmon.signals.bands import LANDSAT_BANDS, S2_BANDS, landsat_assets
-from capmon.signals.catalogue import SPYNDEX_BANDS, spyndex_names
+from capmon.signals.catalogue import REFLECTANCE_RANGE, SPYNDEX_BANDS, spyndex_names
 
 OPTICAL = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 
@@ -237,3 +240,107 @@ def test_ndvi_equals_the_stored_ndvi_of_real_scenes(shared_data: Path) -> None:
         ndvi = compute_signals(["NDVI"], bands, sensor="S2")["NDVI"]
         reference = stored[dates.index(acquisition)]
         np.testing.assert_array_equal(ndvi, reference)
+
+
+# --- physical ranges and band variants (issue 15, defects 3 and 4) ---------------------------
+
+
+def test_every_builtin_signal_has_a_physical_range() -> None:
+    for name, signal in SIGNALS.items():
+        assert signal.valid_range is not None, name
+        low, high = signal.valid_range
+        assert low < high, name
+        for _, variant in signal.sensor_variants:
+            assert variant.valid_range == signal.valid_range, name
+    assert physical_range("B04") == REFLECTANCE_RANGE
+    assert physical_range("NDVI_B8A") == (-1.0, 1.0)
+    assert physical_range("EVI") is None  # spyndex: any finite value (inputs are checked)
+
+
+def test_fill_values_and_impossible_values_give_nan() -> None:
+    """A reflectance outside [-0.2, 1.5] is no data for every signal that uses it; a signal
+    outside its range is NaN. Before, NDVI of a 1e20 fill was a plausible -1."""
+    b04 = np.array([0.05, 1e20, -0.2, 1.5, 0.1, -0.05, np.inf, 0.1], np.float32)
+    b08 = np.array([0.40, 0.40, 0.3, 0.3, 1.6, 0.10, 0.3, -1e20], np.float32)
+    out = compute_signals(["B04", "B08", "NDVI", "BRIGHTNESS"], {**_bands((8,)), "B04": b04,
+                          "B08": b08}, sensor="S2A")  # fmt: skip
+    nan = np.nan
+    kept = np.array([0.05, nan, -0.2, 1.5, 0.1, -0.05, nan, 0.1], np.float32)  # bounds kept
+    np.testing.assert_array_equal(out["B04"], kept)
+    np.testing.assert_array_equal(out["B08"], np.where([0, 0, 0, 0, 1, 0, 0, 1], nan, b08))
+    expected = [0.35 / 0.45, nan, 0.5 / 0.1, -1.2 / 1.8, nan, 0.15 / 0.05, nan, nan]
+    expected = [v if np.isnan(v) or -1 <= v <= 1 else nan for v in expected]  # 5 and 3: NaN
+    np.testing.assert_allclose(out["NDVI"], np.array(expected, np.float32), rtol=1e-6)
+    assert np.isnan(out["NDVI"][[1, 2, 4, 5, 6, 7]]).all()
+    assert np.isnan(out["BRIGHTNESS"][[1, 4, 6, 7]]).all()
+    assert np.isfinite(out["BRIGHTNESS"][[0, 2, 3, 5]]).all()
+    angles = ViewingAngles(35.0, 150.0, 5.0, 100.0)
+    bands = _bands((4,))
+    bands["B11"][1] = 1e20
+    lai = compute_signals(["LAI", "EVI"], bands, sensor="S2B", angles=angles)
+    assert np.isnan(lai["LAI"][1])
+    assert np.isfinite(lai["LAI"][[0, 2, 3]]).all()
+    evi_bands = {band: values.copy() for band, values in _bands((4,)).items()}
+    evi_bands["B02"][2] = 1e20
+    assert np.isnan(compute_signals(["EVI"], evi_bands, sensor="S2B")["EVI"][2])
+
+
+def test_sar_values_outside_their_range_give_nan() -> None:
+    vv = np.array([0.1, 1e-7, 0.1, 5000.0], np.float32)  # 1e-7: -70 dB; 5000: +37 dB
+    vh = np.array([0.01, 0.01, 1e-7, 0.01], np.float32)
+    out = compute_signals(["BCK_VV", "AMP_VV", "BCK_VVVH", "AMP_VVVH"], {"VV": vv, "VH": vh},
+                          sensor="S1A")  # fmt: skip
+    np.testing.assert_allclose(out["BCK_VV"], [-10.0, np.nan, -10.0, np.nan], rtol=1e-6)
+    np.testing.assert_allclose(out["AMP_VV"], [-5.0, np.nan, -5.0, np.nan], rtol=1e-6)
+    np.testing.assert_allclose(out["BCK_VVVH"], [10.0, np.nan, np.nan, np.nan], rtol=1e-5)
+    np.testing.assert_allclose(out["AMP_VVVH"], [5.0, np.nan, np.nan, np.nan], rtol=1e-5)
+
+
+def test_physical_valid() -> None:
+    values = np.array([-1.0, 0.3, 1.0, 1.01, np.nan, -np.inf])
+    np.testing.assert_array_equal(
+        physical_valid("NDVI", values), [True, True, True, False, False, False]
+    )
+    np.testing.assert_array_equal(physical_valid("LAI", [-0.1, 0.0, 9.0, 11.0]), [0, 1, 1, 0])
+    np.testing.assert_array_equal(physical_valid("B8A", [1e20, 0.2]), [False, True])
+    np.testing.assert_array_equal(physical_valid("EVI", [12.0, np.nan]), [True, False])
+    with pytest.raises(InputError, match="unknown signal"):
+        physical_valid("NOPE", [0.0])
+
+
+def test_b8a_variants() -> None:
+    bands = _bands()
+    out = compute_signals(["NDVI_B8A", "NDWI_B8A"], bands, sensor="S2C")
+    b4, b8a, b11 = bands["B04"], bands["B8A"], bands["B11"]
+    np.testing.assert_allclose(out["NDVI_B8A"], (b8a - b4) / (b8a + b4), rtol=1e-6)
+    np.testing.assert_allclose(out["NDWI_B8A"], (b11 - b8a) / (b11 + b8a), rtol=1e-6)
+    assert signal_inputs(["NDVI_B8A"], "S2A") == {"B04", "B8A"}
+    landsat = compute_signals(["NDVI", "NDVI_B8A"], {"B04": b4, "B8A": b8a}, sensor="L9")
+    np.testing.assert_array_equal(landsat["NDVI"], landsat["NDVI_B8A"])
+
+
+def test_plan_signals_skips_what_a_product_cannot_give() -> None:
+    plan = plan_signals(["NDVI", "B04", "NDVI_B8A", "LAI", "NDVI"], "S2A", ["B04", "B8A"])
+    assert plan.signals == ("B04", "NDVI_B8A")
+    assert plan.bands == ("B04", "B8A")
+    assert plan.not_for_sensor == ()
+    assert plan.missing_bands["NDVI"] == ("B08",)
+    assert plan.missing_bands["LAI"] == ("B03", "B05", "B06", "B07", "B08", "B11", "B12")
+    assert plan.skipped["NDVI"] == "the product has no band B08"
+    everything = plan_signals(["NDVI", "LAI", "B02"], "S2B", S2_BANDS)
+    assert everything.signals == ("NDVI", "LAI", "B02")
+    assert not everything.skipped
+    # Landsat: B08 and B8A are one NIR band; red-edge bands do not exist for the sensor
+    landsat = plan_signals(["NDVI", "B05", "B08", "LAI"], "L8", ["B03", "B04", "B8A", "B11"])
+    assert landsat.signals == ("NDVI", "B08")
+    assert landsat.bands == ("B04", "B8A")
+    assert landsat.not_for_sensor == ("B05",)
+    assert landsat.skipped == {
+        "B05": "not a signal of this sensor",
+        "LAI": "the product has no band B12",
+    }
+    sar = plan_signals(["AMP_VV", "NDVI"], "S1A", ["VV"])
+    assert sar.signals == ("AMP_VV",)
+    assert sar.not_for_sensor == ("NDVI",)
+    with pytest.raises(InputError, match="unknown signal 'NDVJ'"):
+        plan_signals(["NDVJ"], "S2A", S2_BANDS)

@@ -37,7 +37,40 @@ def test_scl_default_and_configured_invalid_classes() -> None:
     with pytest.raises(InputError, match=r"0\.\.11"):
         SclMaskConfig(invalid_classes=frozenset({12}))
     with pytest.raises(InputError, match="integer"):
-        scl_valid(np.zeros(3, dtype=np.float32))
+        scl_valid(np.array(["4", "5"]))
+
+
+def test_scl_stored_as_floats() -> None:
+    """An SCL band of a float multi-band file: integral values are classes, the rest invalid."""
+    scl = np.array([4.0, 5.0, 9.0, 4.5, np.nan, 1e20, -4.0, np.inf], dtype=np.float32)
+    np.testing.assert_array_equal(
+        scl_valid(scl), [True, True, False, False, False, False, False, False]
+    )
+    clear = float(LandsatQa.CLEAR)
+    qa = np.array([clear, np.nan, 1e20, float(LandsatQa.CLOUD)], dtype=np.float64)
+    np.testing.assert_array_equal(landsat_qa_valid(qa), [True, False, False, False])
+
+
+def test_scl_config_from_valid_classes() -> None:
+    """``--valid-scl 4,5``: every other class is invalid; classes are checked."""
+    config = SclMaskConfig.from_valid_classes([4, 5])
+    assert config.invalid_classes == frozenset({0, 1, 2, 3, 6, 7, 8, 9, 10, 11})
+    assert config.valid_classes == frozenset({4, 5})
+    scl = np.arange(12, dtype=np.uint8)
+    assert {int(c) for c in scl[scl_valid(scl, config)]} == {4, 5}
+    assert SclMaskConfig().valid_classes == frozenset({2, 4, 5, 6, 7})
+    assert SclMaskConfig.from_valid_classes(np.array([4, 6], dtype=np.int64)).valid_classes == {
+        4,
+        6,
+    }
+    with pytest.raises(InputError, match=r"integers 0\.\.11; unknown valid classes: 12"):
+        SclMaskConfig.from_valid_classes({4, 12})
+    with pytest.raises(InputError, match=r"unknown valid classes: 4\.5"):
+        SclMaskConfig.from_valid_classes({4.5})  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="at least one valid SCL class"):
+        SclMaskConfig.from_valid_classes([])
+    with pytest.raises(InputError, match=r"unknown invalid classes: True"):
+        SclMaskConfig(invalid_classes=frozenset({True}))
 
 
 def test_maja_masks() -> None:

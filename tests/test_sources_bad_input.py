@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,8 @@ import pytest
 from affine import Affine
 
 from capmon.errors import CapmonError, CRSError, InputError, NotFoundError
-from capmon.sources import open_product
+from capmon.sources import MaskConfig, open_product
+from capmon.sources.raster import Calibration, no_data
 from tests.test_sources_helpers import (
     landsat_product,
     maja_product,
@@ -147,3 +150,73 @@ def test_paths_that_are_not_products(tmp_path: Path) -> None:
         open_product(tmp_path / "nothing")
     with pytest.raises(InputError, match="not a product"):
         open_product(tmp_path)
+
+
+# --- products without a cloud mask (issue 15, defect 3) --------------------------------------
+
+
+def _drop_lines(path: Path, pattern: str) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if not re.search(pattern, line)]
+    assert len(kept) < len(lines), f"{pattern} is not in {path}"
+    path.write_text("".join(kept), encoding="utf-8")
+
+
+def _drop_elements(path: Path, pattern: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    stripped, count = re.subn(pattern, "", text)
+    assert count, f"{pattern} is not in {path}"
+    path.write_text(stripped, encoding="utf-8")
+
+
+def test_products_whose_metadata_names_no_mask(tmp_path: Path) -> None:
+    """Sen2Cor without SCL, MAJA without CLM, Landsat without QA_PIXEL: an error naming the
+    product and what was searched, or with allow_unmasked a read marked as unmasked."""
+    sen2cor = sen2cor_product(tmp_path / "s2", fmt="cog").path
+    _drop_elements(sen2cor / "MTD_MSIL2A.xml", r"<IMAGE_FILE>[^<]*_SCL_\d\dm</IMAGE_FILE>")
+    maja = maja_product(tmp_path / "maja").path
+    _drop_elements(
+        next(maja.glob("*_MTD_ALL.xml")), r"<MASK_FILE[^>]*>[^<]*_CLM_R\d\.tif</MASK_FILE>"
+    )
+    landsat = landsat_product(tmp_path / "landsat").path
+    _drop_lines(next(landsat.glob("*_MTL.txt")), "FILE_NAME_QUALITY_L1_PIXEL")
+    searched = {
+        sen2cor: r"MTD_MSIL2A\.xml lists no SCL image",
+        maja: r"_MTD_ALL\.xml lists no CLM mask",
+        landsat: r"_MTL\.txt names no FILE_NAME_QUALITY_L1_PIXEL",
+    }
+    allowed = MaskConfig(allow_unmasked=True)
+    for path, where in searched.items():
+        reader = open_product(path)
+        assert reader.mask_source is None
+        name = re.escape(reader.info.name)
+        with pytest.raises(InputError, match=rf"product {name} has no cloud mask: .*{where}"):
+            reader.require_mask()
+        with pytest.raises(InputError, match=rf"product {name} has no cloud mask"):
+            reader.valid_mask()
+        assert reader.require_mask(allowed) is None
+        band = reader.bands[1]
+        np.testing.assert_array_equal(
+            reader.valid_mask(None, allowed), ~np.isnan(reader.read(band))
+        )
+
+
+def test_products_with_a_mask_name_it(tmp_path: Path) -> None:
+    assert open_product(sen2cor_product(tmp_path / "s2").path).require_mask() == "SCL"
+    assert open_product(maja_product(tmp_path / "maja").path).mask_source == "EDG+CLM+MG2+SAT"
+    assert open_product(landsat_product(tmp_path / "l9").path).require_mask() == "QA_PIXEL"
+
+
+def test_no_data_values_compare_in_the_stored_type() -> None:
+    """A float32 file's 1e20 fill is float32(1e20); values the type cannot hold match nothing
+    (no overflow error); declared and file no-data values both count."""
+    stored = np.array([1e20, 0.5, 3.0e38, np.nan], np.float32)
+    np.testing.assert_array_equal(no_data(stored, [1e20]), [True, False, False, False])
+    assert no_data(stored, [1e40, math.nan]) is None
+    dn = np.array([0, 7, 65535, 300], np.uint16)
+    np.testing.assert_array_equal(no_data(dn, [-9999.0, 65535.0, 0.5]), [0, 0, 1, 0])
+    assert no_data(dn, [70000.0]) is None
+    calibration = Calibration(quantification=10_000, nodata=0)
+    np.testing.assert_array_equal(
+        np.isnan(calibration.apply(dn, 65535.0)), [True, False, True, False]
+    )

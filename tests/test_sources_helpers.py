@@ -363,3 +363,79 @@ def stac_item(
 
 def later(when: datetime, hours: float) -> datetime:
     return when + timedelta(hours=hours)
+
+
+S2_STACK = (*S2_BANDS, "SCL")
+"""The band order of :func:`multiband_s2_item`'s single asset: the 13 bands, then SCL."""
+NODATA_PLACES = ("raster:bands", "bands", "asset", "file")
+"""Where :func:`multiband_s2_item` can declare its fill value."""
+
+
+@dataclass(frozen=True)
+class WrittenStack:
+    item: Path
+    reflectance: dict[str, npt.NDArray[np.float32]]
+    """Each band at 10 m as written (``fill`` where ``filled``)."""
+    scl: npt.NDArray[np.float32]
+    filled: npt.NDArray[np.bool_]
+
+
+def multiband_s2_item(
+    folder: Path,
+    *,
+    item_id: str = "S2A_31UFS_20240503_0_L2A",
+    fill: float = 1e20,
+    nodata_at: str | None = "raster:bands",
+    with_scl: bool = True,
+    scl_at_fill: float | None = None,
+    seed: int = 5,
+) -> WrittenStack:
+    """A Sentinel-2 item whose only asset is one float32 GeoTIFF holding every band and SCL
+    (``eo:bands`` + ``raster:bands``, or STAC 1.1 ``bands``), as openEO-style or converted
+    products ship; rows 0 and 59 and column 7 are ``fill`` in every band.
+
+    ``nodata_at`` says where the fill value is declared (one of :data:`NODATA_PLACES`, or None:
+    nowhere); ``scl_at_fill`` is the SCL value at the filled pixels (default: ``fill``).
+    """
+    rng = np.random.default_rng(seed)
+    filled = np.zeros((SIZE, SIZE), np.bool_)
+    filled[[0, SIZE - 1], :] = True
+    filled[:, 7] = True
+    reflectance = {
+        band: np.where(filled, fill, rng.uniform(0.01, 0.6, (SIZE, SIZE))).astype(np.float32)
+        for band in S2_BANDS
+    }
+    classes = np.repeat(np.repeat(scene_classes(seed), 2, axis=0), 2, axis=1)
+    scl = np.where(filled, fill if scl_at_fill is None else scl_at_fill, classes)
+    scl = scl.astype(np.float32)
+    names = S2_STACK if with_scl else S2_BANDS
+    stack = np.stack([reflectance[n] if n != "SCL" else scl for n in names])
+    data = folder / f"{item_id}.tif"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    transform = Affine(10.0, 0.0, TILE.ulx + 600, 0.0, -10.0, TILE.uly - 1200)
+    write_tif(data, stack, transform, TILE.epsg, fill if nodata_at == "file" else None)
+    band_nodata = {"nodata": fill} if nodata_at in ("raster:bands", "bands") else {}
+    asset: dict[str, Any] = {
+        "href": data.name,
+        "type": "image/tiff; application=geotiff",
+        "roles": ["data"],
+        "gsd": 10,
+    }
+    if nodata_at == "bands":
+        asset["bands"] = [{"name": n, **band_nodata} for n in names]
+    else:
+        asset["eo:bands"] = [{"name": n} for n in names]
+        asset["raster:bands"] = [
+            {"data_type": "float32", "spatial_resolution": 10, **band_nodata} for _ in names
+        ]
+    if nodata_at == "asset":
+        asset["nodata"] = fill
+    item = stac_item(
+        folder / f"{item_id}.json",
+        item_id=item_id,
+        assets={"data": asset},
+        platform="sentinel-2a",
+        stac_version="1.1.0" if nodata_at == "bands" else "1.0.0",
+        properties={"s2:mgrs_tile": "31UFS", "view:sun_elevation": 54.5, "view:sun_azimuth": 160.0},
+    )
+    return WrittenStack(item, reflectance, scl, filled)

@@ -13,6 +13,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from affine import Affine
 from shapely.geometry import box, mapping
@@ -21,7 +23,7 @@ from capmon.errors import InputError
 from capmon.grid import s2_tile
 from capmon.mdb.extract import ExtractionSettings, extract_products
 from capmon.mdb.query import open_mdb
-from capmon.mdb.store import MdbManifest, MdbStore
+from capmon.mdb.store import MdbManifest, MdbStore, parquet_files
 from capmon.sites import create_site
 from capmon.sources import ProductType, find_products, ingest_products, open_product
 from capmon.sources._sar_file import direction_from_local_time, relative_orbit
@@ -301,7 +303,13 @@ def test_mdb_rows_state_the_backscatter_and_hold_hand_computed_db(tmp_path: Path
     report = extract_products(_parcels(), readers, store, ExtractionSettings(optical_signals=()))
     assert not report.failed
     assert len(report.extracted) == 5
-    rows = open_mdb(store.root).timeseries()
+    # the three HyP3 files are one acquisition: readers show one of them (one observation per
+    # parcel and acquisition), so each product's rows are checked in its own file
+    rows = pd.concat(
+        [pq.read_table(p).to_pandas() for p in parquet_files(store.observations)],
+        ignore_index=True,
+    )
+    assert len(open_mdb(store.root).timeseries(signals=["AMP_VV"])) == 2 * 4
     expected = {i + 1: 5 * math.log10(p) for i, p in enumerate(POWER)}  # AMP dB = 5 log10(power)
     for reader in readers[:4]:
         amp = rows[rows["product_id"] == reader.info.name].set_index("parcel_id")

@@ -19,6 +19,12 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from capmon.errors import ConflictError, InputError, StorageError
 from capmon.grid import s2_tile
+from capmon.sources.naming import (
+    parse_maja_name,
+    parse_s1_name,
+    parse_sen2cor_name,
+    s1_product_name,
+)
 from capmon.synth.formats import (
     CLM_BITS,
     MG2_BITS,
@@ -26,11 +32,7 @@ from capmon.synth.formats import (
     S2Acquisition,
     absolute_orbit,
     maja_product_name,
-    parse_maja_name,
-    parse_s1_name,
-    parse_sen2cor_name,
     reflectance_to_dn,
-    s1_product_name,
     sen2cor_product_name,
     write_maja,
     write_s1_amplitude,

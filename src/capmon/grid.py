@@ -5,6 +5,10 @@ north-west corner of its MGRS 100 km square, raised by 40 m (``TILE_ULY_OFFSET``
 grid has +40 m for most tiles and +20 m for some). That is exact enough to decide which tiles an
 AOI touches and to lay out synthetic products; real products always carry their own geocoding,
 which capmon reads from the product and never replaces by this one.
+
+:class:`PixelGrid` describes any raster grid (CRS, geotransform, size): the grids the product
+readers (:mod:`capmon.sources`) give and the ones the markers database (:mod:`capmon.mdb`)
+rasterises parcels on. It lives here, below both.
 """
 
 from __future__ import annotations
@@ -28,6 +32,24 @@ SQUARE_SIZE_M = 100_000
 TILE_ULY_OFFSET = 40
 RESOLUTIONS = (10, 20, 60)
 _TILE_NAME = re.compile(r"^T?(\d{1,2})([C-HJ-NP-X])([A-HJ-NP-Z])([A-HJ-NP-V])$")
+
+
+@dataclass(frozen=True)
+class PixelGrid:
+    """A raster grid: CRS, geotransform and size."""
+
+    crs: pyproj.CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def resolution(self) -> tuple[float, float]:
+        return (abs(self.transform.a), abs(self.transform.e))
 
 
 @dataclass(frozen=True)

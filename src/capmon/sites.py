@@ -16,8 +16,6 @@ from sqlalchemy.orm import Session
 
 from capmon.catalog.models import Season, Site
 from capmon.errors import ConflictError, GeometryError, InputError, NotFoundError
-from capmon.grid import tiles_for_aoi
-from capmon.vector import read_vector
 
 _MAX_PROBLEM_ROWS = 10
 
@@ -33,6 +31,8 @@ def read_aoi(path: str | Path, layer: str | None = None) -> MultiPolygon:
     Every feature must be a valid polygon or multipolygon; anything else is an error that
     names the rows, because a silently dropped or repaired AOI part changes the site's tiles.
     """
+    from capmon.vector import read_vector  # geopandas: only when an AOI file is read
+
     vector = read_vector(path, layer)
     frame = vector.frame
     types = frame.geometry.geom_type
@@ -109,6 +109,8 @@ def create_site(
     clash = session.scalar(select(Site).where((Site.name == name) | (Site.short_name == short)))
     if clash is not None:
         raise ConflictError(f"a site named {clash.name!r} already exists")
+    from capmon.grid import tiles_for_aoi  # pyproj: only when a site is created
+
     tiles = [tile.name for tile in tiles_for_aoi(area)]
     site = Site(name=name, short_name=short, aoi=area, tiles=tiles, enabled=True)
     session.add(site)

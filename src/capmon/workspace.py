@@ -58,7 +58,7 @@ class Workspace:
 
 def open_workspace(home: str | Path | None = None, database_url: str | None = None) -> Workspace:
     """Open (creating when needed) the workspace at ``home`` and migrate its catalogue."""
-    settings = Settings()
+    settings = Settings.from_environment()
     home_path = Path(home) if home is not None else settings.home
     home_path = home_path.expanduser().resolve()
     try:

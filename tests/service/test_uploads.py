@@ -193,6 +193,12 @@ def _points(world: ServiceWorld, folder: Path) -> bytes:
     return gpkg_bytes(frame, folder)
 
 
+def _ids(world: ServiceWorld, folder: Path, ids: list[Any]) -> bytes:
+    frame = declarations_frame(world).iloc[: len(ids)].copy()
+    frame["PARCEL_ID"] = ids
+    return gpkg_bytes(frame, folder)
+
+
 BAD_UPLOADS: list[Any] = [
     pytest.param(
         "/sites/alpha/declarations",
@@ -217,6 +223,22 @@ BAD_UPLOADS: list[Any] = [
         MAPPING,
         ["decl.zip", "no coordinate reference system"],
         id="declarations without CRS",
+    ),
+    pytest.param(
+        "/sites/alpha/declarations",
+        lambda world, folder: _ids(world, folder, [1.0, 2.5, 1e300]),
+        "decl.gpkg",
+        MAPPING,
+        ["decl.gpkg", "row 3, column 'PARCEL_ID': the id 1e+300 is a real number of 2**53"],
+        id="declarations real id beyond exact integers",
+    ),
+    pytest.param(
+        "/sites/alpha/declarations",
+        lambda world, folder: _ids(world, folder, ["a", "b" * 255]),
+        "decl.gpkg",
+        MAPPING,
+        ["decl.gpkg", "row 2, column 'PARCEL_ID': the id is 255 characters long"],
+        id="declarations id too long",
     ),
     pytest.param(
         "/sites/alpha/declarations",

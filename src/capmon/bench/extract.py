@@ -68,7 +68,7 @@ class BenchConfig:
     dates: int = 5
     jp2: bool = True
     threads: str = "ALL_CPUS"
-    buffer_m: float = 0.0
+    optical_buffer_m: float = 0.0
     decode_repeats: int = 3
     rasterstats_parcels: int = 2_000
     reference_parcels: int = 200
@@ -84,8 +84,10 @@ class BenchConfig:
             raise InputError(f"--dates must be at least 1, not {self.dates}")
         if self.decode_repeats < 1:
             raise InputError("--decode-repeats must be at least 1")
-        if self.buffer_m < 0:
-            raise InputError(f"--buffer is an inward buffer in metres, >= 0: {self.buffer_m}")
+        if self.optical_buffer_m < 0:
+            raise InputError(
+                f"--optical-buffer-m is an inward buffer in metres, >= 0: {self.optical_buffer_m}"
+            )
         if self.mdb_parcels < 1 or self.mdb_dates < 1 or self.queries < 1:
             raise InputError("--mdb-parcels, --mdb-dates and --queries must be at least 1")
         if not 1 <= self.mdb_signals <= len(world.MDB_SIGNALS):
@@ -251,7 +253,7 @@ def _time_methods(
         str(parcels_path),
         str(bands[0]),
         threads,
-        config.buffer_m,
+        config.optical_buffer_m,
         str(cache),
         str(first_out),
     )
@@ -303,7 +305,9 @@ def _check_correctness(
     mismatched: list[int] = []
     with rasterio.open(band_path) as src:
         for pid in sample:
-            expected = _reference_statistics(src, parcels.geometry.loc[pid], config.buffer_m)
+            expected = _reference_statistics(
+                src, parcels.geometry.loc[pid], config.optical_buffer_m
+            )
             got = capmon.loc[pid]
             for name, value in expected.items():
                 have = float(got[name])
@@ -338,7 +342,7 @@ def _check_correctness(
     half_count = _relative(half["count"], half["count_half"])
     result.correctness["exactextract"] = {
         "parcels": len(both),
-        "buffer_m": config.buffer_m,
+        "optical_buffer_m": config.optical_buffer_m,
         "weighting": "exactextract: coverage fraction (default); capmon: pixel centre",
         "median_relative_mean_difference": float(mean.median()),
         "p95_relative_mean_difference": float(mean.quantile(0.95)),

@@ -22,7 +22,8 @@ import pandas as pd
 import rasterio
 from rasterio.windows import Window
 
-from capmon.mdb.labels import PixelGrid, parcel_pixels
+from capmon.grid import PixelGrid
+from capmon.mdb.labels import parcel_pixels
 from capmon.mdb.stats import ParcelPixels, ParcelStatistics, parcel_statistics
 from capmon.mdb.strips import (
     RowBuffer,

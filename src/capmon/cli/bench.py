@@ -22,7 +22,7 @@ from rich.progress import (
 
 from capmon.bench.extract import METHODS, BenchConfig, run_benchmark, write_json
 from capmon.bench.report import render
-from capmon.cli.common import console, reported_errors
+from capmon.cli.common import console, err_console, reported_errors
 
 Stage = Callable[[str, int], Callable[[int], None]]
 
@@ -69,7 +69,13 @@ def extract(
     threads: Annotated[
         str, typer.Option(help="GDAL_NUM_THREADS for reads (besides the 1-thread decode).")
     ] = "ALL_CPUS",
-    buffer: Annotated[float, typer.Option(help="Inward buffer of the parcels (m).")] = 0.0,
+    optical_buffer_m: Annotated[
+        float,
+        typer.Option(help="Inward buffer of the parcels in metres (as in `capmon mdb extract`)."),
+    ] = 0.0,
+    old_buffer: Annotated[
+        float | None, typer.Option("--buffer", hidden=True, help="Deprecated: --optical-buffer-m.")
+    ] = None,
     decode_repeats: Annotated[int, typer.Option(help="Raw decodes per variant (median).")] = 3,
     rasterstats_parcels: Annotated[
         int, typer.Option(help="Parcels given to rasterstats (time extrapolated).")
@@ -94,6 +100,11 @@ def extract(
     ] = None,
 ) -> None:
     """Time capmon's extraction against raw decode, exactextract and rasterstats on one tile."""
+    if old_buffer is not None:
+        err_console.print(
+            "--buffer is deprecated: use --optical-buffer-m (as `capmon mdb extract`)"
+        )
+        optical_buffer_m = old_buffer
     with reported_errors():
         config = BenchConfig(
             tile=tile,
@@ -102,7 +113,7 @@ def extract(
             dates=dates,
             jp2=jp2,
             threads=threads,
-            buffer_m=buffer,
+            optical_buffer_m=optical_buffer_m,
             decode_repeats=decode_repeats,
             rasterstats_parcels=rasterstats_parcels,
             reference_parcels=reference_parcels,
@@ -155,6 +166,28 @@ def scale(
         render_scale(result, console)
         if json_path is not None:
             write_scale_json(result, json_path)
+            console.print(f"Figures written to {json_path}")
+
+
+@bench_app.command("startup")
+def startup(
+    repeats: Annotated[int, typer.Option(help="Timed runs of each command (median).")] = 7,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write every figure to this JSON file.")
+    ] = None,
+) -> None:
+    """Time `capmon --help` and light commands, each in fresh processes, against a bare Python
+    start, and list the heavy libraries each one imports."""
+    from capmon.bench.startup import render as render_startup
+    from capmon.bench.startup import run_startup
+    from capmon.bench.startup import write_json as write_startup_json
+
+    with reported_errors():
+        with _stages() as step:
+            result = run_startup(repeats, report=step)
+        render_startup(result, console)
+        if json_path is not None:
+            write_startup_json(result, json_path)
             console.print(f"Figures written to {json_path}")
 
 

@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from capmon.errors import CapmonError
-from capmon.workspace import Workspace, open_workspace
+
+if TYPE_CHECKING:
+    from capmon.workspace import Workspace
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,6 +32,8 @@ class CliState:
     def workspace(self) -> Workspace:
         """The workspace, opened (and migrated) on first use."""
         if self._workspace is None:
+            from capmon.workspace import open_workspace  # the catalogue: not needed for --help
+
             self._workspace = open_workspace(self.home, self.database_url)
         return self._workspace
 

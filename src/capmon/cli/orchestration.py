@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,8 +16,11 @@ from capmon.catalog.models import ActivityStatus, StartType
 from capmon.cli.common import console, err_console, print_json, reported_errors, state
 from capmon.errors import InputError
 from capmon.orchestrator import jobs as job_model
-from capmon.orchestrator.execute import SCHEDULER_ENV, ClusterSpec, SeasonRunReport, run_season
 from capmon.orchestrator.plan import set_schedule
+from capmon.settings import SCHEDULER_ENV
+
+if TYPE_CHECKING:  # imported by the commands that run: `capmon jobs` does not need Dask
+    from capmon.orchestrator.execute import ClusterSpec, SeasonRunReport
 
 jobs_app = typer.Typer(
     help="Jobs: orchestrated runs, their tasks, steps and logs.", no_args_is_help=True
@@ -94,6 +97,8 @@ def _run(
     ingest: list[Path],
     as_json: bool,
 ) -> SeasonRunReport:
+    from capmon.orchestrator.execute import run_season
+
     workspace = state(ctx).workspace()
     with Progress(
         TextColumn("{task.description}"),
@@ -143,6 +148,8 @@ def season_run(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Run everything due in a season: MDB extraction of new products, then due processors."""
+    from capmon.orchestrator.execute import ClusterSpec
+
     with reported_errors():
         report = _run(
             ctx,
@@ -322,6 +329,8 @@ def watch(
 
     With --once the exit status is 1 when the run ended in error. In service mode an error is
     reported and the next look tries again; a processor that failed is retried with backoff."""
+    from capmon.orchestrator.execute import ClusterSpec
+
     spec = ClusterSpec(workers, threads, scheduler)
     while True:
         try:

@@ -94,13 +94,13 @@ def wide_table(
         wide = frame.pivot(index="NewID", columns="column", values="value")
         for column in wide.columns:
             pieces[str(column)] = wide[column]
-    table = pd.DataFrame(pieces)
-    if mdb2:
-        for column in list(table.columns):
+    if mdb2:  # added to ``pieces`` (one frame built at once: inserting columns fragments it)
+        for column in list(pieces):
             if "_AMP_VV_" in column:
                 vh = column.replace("_AMP_VV_", "_AMP_VH_")
-                if vh in table.columns:
-                    table[column.replace("_AMP_VV_", "_AMP_VVVH_")] = table[column] - table[vh]
+                if vh in pieces:
+                    pieces[column.replace("_AMP_VV_", "_AMP_VVVH_")] = pieces[column] - pieces[vh]
+    table = pd.DataFrame(pieces)
     ordered = sorted(table.columns, key=_column_order)
     table = table[ordered].sort_index()
     arrays = [pa.array(table.index.to_numpy().astype(np.int32), type=pa.int32())]

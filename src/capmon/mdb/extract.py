@@ -7,21 +7,35 @@ SAR 20 m grids by default). The parcels' pixels depend only on (grid, parcel set
 are computed once and cached in the MDB folder, so every further date on the same grid costs
 one decode and one pass of grouped statistics.
 
-Dedup: among several processing baselines of one acquisition, one product is kept
-(:func:`capmon.sources.select_observations`); a parcel in the overlap of two Sentinel-2 tiles
-is extracted only from its *home tile*: the first tile, in name order, that contains the whole
-parcel, else the first that contains its centroid (``home_tiles``).
+Dedup, one observation per parcel and acquisition:
+
+* among the copies of one acquisition (processing baselines), one product is used
+  (:func:`capmon.sources.select_observations`), chosen among every copy the season has,
+  stored or not (:func:`plan_products`): a rerun adds nothing, and a better copy that arrives
+  later replaces the stored copy's rows (its part names them, see :mod:`capmon.mdb.store`);
+* a parcel in the overlap of two Sentinel-2 tiles gets rows from every tile that has the
+  acquisition, each marked with the tile's rank in the parcel's preference (:class:`TileRanks`:
+  its *home tile* first, the first in name order that contains it whole, else its centroid);
+  readers and compaction keep the row of the best tile present, so a date that exists only on
+  the other tile is never lost.
+
+A product is extracted only for the signals the MDB does not hold yet (a rerun with more
+signals adds just those); signals a product cannot give (a missing band) are skipped for it
+and reported, the others are extracted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
 import logging
+import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -35,10 +49,17 @@ from pyproj import CRS
 from shapely.geometry import box
 
 from capmon.errors import CapmonError, InputError
-from capmon.grid import s2_tile
-from capmon.mdb.labels import PixelGrid, parcel_pixels
+from capmon.grid import PixelGrid, s2_tile
+from capmon.mdb.labels import parcel_pixels
 from capmon.mdb.stats import ParcelPixels, ParcelStatistics, parcel_statistics
-from capmon.mdb.store import Acquisition, MdbManifest, MdbStore, statistics_table
+from capmon.mdb.store import (
+    Acquisition,
+    Coverage,
+    MdbManifest,
+    MdbStore,
+    ProductPart,
+    statistics_table,
+)
 from capmon.mdb.strips import (
     DEFAULT_STRIP_ROWS,
     RowBuffer,
@@ -51,7 +72,7 @@ from capmon.mdb.strips import (
 )
 from capmon.signals.bands import sensor_family
 from capmon.signals.biophysical import ViewingAngles
-from capmon.signals.catalogue import get_signal, signal_inputs
+from capmon.signals.catalogue import get_signal, plan_signals, signal_inputs
 from capmon.signals.compute import compute_signals
 from capmon.signals.sar import (
     coherence_gaps,
@@ -126,6 +147,37 @@ class ExtractionSettings:
         if self.strip_rows < 1:
             raise InputError(f"strip_rows must be at least 1, not {self.strip_rows}")
 
+    def manifest(self, site: str, parcel_set: str, declaration_set_id: int | None) -> MdbManifest:
+        """What an MDB folder extracted with these settings records (see ``MdbStore``)."""
+        return MdbManifest(
+            site=site,
+            parcel_set=parcel_set,
+            declaration_set_id=declaration_set_id,
+            optical_buffer_m=self.optical_buffer_m,
+            sar_buffer_m=self.sar_buffer_m,
+            min_count=self.min_count,
+            min_valid_fraction=self.min_valid_fraction,
+            engine_version=ENGINE_VERSION,
+            # products extracted unmasked on purpose are marked in their parts, not here
+            mask=_jsonable({k: v for k, v in asdict(self.mask).items() if k != "allow_unmasked"}),
+            optical_resolution=self.optical_resolution,
+            s1_tile_grids=self.s1_tile_grids,
+            signals=tuple(get_signal(n).name for n in self.optical_signals),
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with sets as sorted lists and tuples as lists (JSON-comparable)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted(_jsonable(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
 
 @dataclass
 class ExtractionReport:
@@ -136,9 +188,25 @@ class ExtractionReport:
     empty: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
+    """Copies of an acquisition left out because a better copy is used."""
+    replaced: list[tuple[str, str]] = field(default_factory=list)
+    """(better copy, stored copy whose rows it replaced)."""
+    not_requested: list[str] = field(default_factory=list)
+    """Products none of whose signals was asked for (Sentinel-1 with ``sar=False``)."""
+    skipped_signals: list[tuple[str, str, str]] = field(default_factory=list)
+    """(product, signal, reason): signals a product cannot give."""
     coherence_gaps: list[str] = field(default_factory=list)
     rows: int = 0
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProductRequest:
+    """What to extract from one product: the signals the MDB lacks, the stored copies of the
+    same acquisition that it replaces."""
+
+    signals: frozenset[str]
+    replaces: tuple[str, ...] = ()
 
 
 class ParcelPixelCache:
@@ -203,29 +271,98 @@ class ParcelPixelCache:
         return self._plans[key]
 
 
-def home_tiles(parcels: gpd.GeoDataFrame, tiles: Iterable[str]) -> dict[str, set[int]]:
-    """The parcels (NewIDs) whose home tile is each of ``tiles`` (see the module docstring)."""
-    names = sorted(set(tiles))
-    if parcels.crs is None:
-        raise InputError("the parcels have no CRS")
-    ids = parcels["NewID"].to_numpy()
-    home = np.full(len(ids), "", dtype=object)
-    for rule in ("within", "centroid"):
-        for name in names:
-            todo = home == ""
-            if not todo.any():
-                break
+class TileRanks:
+    """Each parcel's order of preference among the site's Sentinel-2 tiles: first the tiles
+    that contain it whole, then those that contain its centroid, then those that meet it,
+    each group in name order (rank 0 is the parcel's *home tile*)."""
+
+    def __init__(self, parcels: gpd.GeoDataFrame, tiles: Iterable[str]) -> None:
+        if parcels.crs is None:
+            raise InputError("the parcels have no CRS")
+        self.tiles = tuple(sorted(set(tiles)))
+        ids = parcels["NewID"].to_numpy(dtype=np.int64)
+        order = np.argsort(ids, kind="stable")
+        self._ids = ids[order]
+        levels = np.full((len(self.tiles), len(ids)), 3, dtype=np.int64)
+        for index, name in enumerate(self.tiles):
             tile = s2_tile(name)
-            local = parcels.geometry[todo].to_crs(tile.epsg).to_numpy()
+            local = parcels.geometry.to_crs(tile.epsg).to_numpy()[order]
             area = box(*tile.bounds)
-            inside = (
-                shapely.within(local, area)
-                if rule == "within"
-                else shapely.within(shapely.centroid(local), area)
-            )
-            positions = np.flatnonzero(todo)[inside]
-            home[positions] = name
-    return {name: {int(i) for i in ids[home == name]} for name in names}
+            level = np.where(shapely.intersects(local, area), 2, 3)
+            level[shapely.within(shapely.centroid(local), area)] = 1
+            level[shapely.within(local, area)] = 0
+            levels[index] = level
+        keys = levels * max(len(self.tiles), 1) + np.arange(len(self.tiles))[:, None]
+        self._ranks = np.argsort(np.argsort(keys, axis=0), axis=0).astype(np.int16)
+
+    def of(
+        self, tile: str | None, parcel_ids: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int16] | None:
+        """The rank of ``tile`` for each of ``parcel_ids`` (None: the tile is not a site tile)."""
+        if tile is None or tile not in self.tiles or not len(self._ids):
+            return None
+        row = self._ranks[self.tiles.index(tile)]
+        where = np.clip(np.searchsorted(self._ids, parcel_ids), 0, len(self._ids) - 1)
+        known = self._ids[where] == parcel_ids
+        return np.where(known, row[where], len(self.tiles)).astype(np.int16)
+
+    def home(self, parcel_ids: npt.NDArray[np.int64]) -> list[str | None]:
+        """The home tile of each parcel (None when no site tile meets it)."""
+        homes: list[str | None] = []
+        for pid in parcel_ids:
+            where = int(np.searchsorted(self._ids, pid))
+            column = self._ranks[:, where]
+            best = int(np.argmin(column)) if len(column) else -1
+            homes.append(self.tiles[best] if best >= 0 else None)
+        return homes
+
+
+def wanted_signals(info: ProductInfo, settings: ExtractionSettings) -> frozenset[str]:
+    """The MDB signals ``settings`` ask of a product (canonical names; a Sentinel-1 product
+    gives one, by its type and polarisation)."""
+    if info.product_type in (ProductType.S1_AMP, ProductType.S1_COHE):
+        if not settings.sar:
+            return frozenset()
+        kind = "AMP" if info.product_type is ProductType.S1_AMP else "COHE"
+        return frozenset({f"{kind}_{info.polarisation}"})
+    sensor = info.sensor or ""
+    return frozenset(get_signal(n).name for n in settings.optical_signals if _available(n, sensor))
+
+
+def plan_products(
+    products: Sequence[ProductInfo], coverage: Mapping[str, Coverage], settings: ExtractionSettings
+) -> tuple[dict[str, ProductRequest], ExtractionReport]:
+    """What to extract from a season's products, given what the MDB holds (``coverage``).
+
+    One copy per acquisition is chosen among *every* copy, stored or not; a chosen copy that
+    is not stored yet replaces the stored copies of its acquisition. Returns the requests by
+    product name and a report with ``already_done``, ``superseded`` and ``not_requested``.
+    """
+    from capmon.sources import select_observations
+    from capmon.sources.dedup import acquisition_key
+
+    report = ExtractionReport()
+    chosen = select_observations(products)
+    chosen_names = {info.name for info in chosen}
+    copies: dict[object, list[str]] = {}
+    for info in products:
+        copies.setdefault(acquisition_key(info), []).append(info.name)
+    report.superseded = sorted(info.name for info in products if info.name not in chosen_names)
+    requests: dict[str, ProductRequest] = {}
+    for info in chosen:
+        wanted = wanted_signals(info, settings)
+        stored = [
+            name for name in copies[acquisition_key(info)] if name != info.name and name in coverage
+        ]
+        held = coverage.get(info.name)
+        missing = wanted if held is None else frozenset(s for s in wanted if not held.holds([s]))
+        if not wanted and not stored:
+            report.not_requested.append(info.name)
+        elif not missing and not stored:
+            report.already_done.append(info.name)
+        else:
+            requests[info.name] = ProductRequest(missing, tuple(sorted(stored)))
+    return requests, report
 
 
 def extract_products(
@@ -237,34 +374,52 @@ def extract_products(
     site_tiles: Sequence[str] = (),
     progress: Progress | None = None,
     cache: ParcelPixelCache | None = None,
-    homes: dict[str, set[int]] | None = None,
+    ranks: TileRanks | None = None,
+    requests: Mapping[str, ProductRequest] | None = None,
 ) -> ExtractionReport:
-    """Extract every product not stored yet; a bad product is reported and the others go on.
+    """Extract from each product the signals the MDB lacks; a bad product is reported and the
+    others go on.
 
-    ``cache`` and ``homes`` (the parcels' pixels and :func:`home_tiles`) may be given by a
-    caller that extracts one product at a time (the orchestrator's workers) to reuse them.
+    ``requests`` (from :func:`plan_products`) say what to extract from each product and which
+    stored copies it replaces; without them, each product's missing signals are found from
+    the store. ``cache`` and ``ranks`` (the parcels' pixels and :class:`TileRanks`) may be
+    given by a caller that extracts one product at a time (the orchestrator's workers).
     """
     started = time.perf_counter()
     report = ExtractionReport()
     if cache is None:
         cache = ParcelPixelCache(parcels, store.root / "pixels")
-    if homes is None:
-        homes = home_tiles(parcels, site_tiles) if site_tiles else {}
+    if ranks is None:
+        ranks = TileRanks(parcels, site_tiles)
+    if requests is None:
+        coverage = store.coverage()
+        requests = {}
+        for reader in readers:
+            wanted = wanted_signals(reader.info, settings)
+            held = coverage.get(reader.info.name)
+            missing = (
+                wanted if held is None else frozenset(s for s in wanted if not held.holds([s]))
+            )
+            requests[reader.info.name] = ProductRequest(missing)
     # One grid after the other, so that the pixel cache is reused for every date of a grid.
     ordered = sorted(readers, key=lambda r: (r.info.tile or "", _family(r.info), r.info.name))
     todo = []
     for reader in ordered:
-        if store.has_product(reader.info.name):
-            report.already_done.append(reader.info.name)
+        request = requests.get(reader.info.name, ProductRequest(frozenset()))
+        if not request.signals and not request.replaces:
+            if wanted_signals(reader.info, settings):
+                report.already_done.append(reader.info.name)
+            else:
+                report.not_requested.append(reader.info.name)
         else:
-            todo.append(reader)
+            todo.append((reader, request))
     prepared: list[_Prepared | None] = []
 
     def jobs() -> Iterator[StripJob | BaseException | None]:
         # runs in the reading thread, one product ahead of the measuring
-        for reader in todo:
+        for reader, request in todo:
             try:
-                preparation = _prepare(reader, cache, settings, homes)
+                preparation = _prepare(reader, cache, settings, ranks, request)
             except CapmonError as exc:
                 prepared.append(None)
                 yield exc
@@ -273,7 +428,7 @@ def extract_products(
             yield preparation.job
 
     outcomes = stream_jobs(jobs(), prefetch=settings.prefetch)
-    for index, (reader, outcome) in enumerate(zip(todo, outcomes, strict=False)):
+    for index, ((reader, request), outcome) in enumerate(zip(todo, outcomes, strict=False)):
         info = reader.info
         if progress is not None:
             progress(info.name)
@@ -286,7 +441,26 @@ def extract_products(
         preparation = prepared[index]
         assert preparation is not None
         tables, rows = preparation.finish()
-        store.write_product(info.name, tables)
+        part = ProductPart(
+            info.name,
+            tuple(sorted(preparation.signals)),
+            tuple(sorted(preparation.unavailable.items())),
+            preparation.masked,
+            request.replaces,
+        )
+        store.write_product(info.name, tables, part)
+        report.replaced.extend((info.name, old) for old in request.replaces)
+        report.skipped_signals.extend(
+            (info.name, signal, reason)
+            for signal, reason in sorted(preparation.unavailable.items())
+        )
+        if not preparation.signals:
+            if not preparation.unavailable:
+                report.already_done.append(info.name)  # only replaced a stored copy
+            elif not request.replaces:
+                reason = "it gives none of the signals asked for"
+                report.empty.append((info.name, reason))
+            continue
         if rows == 0:
             reason = "no parcel has enough valid pixels (clouds, or outside the parcels)"
             logger.info("product %s: %s", info.name, reason)
@@ -325,57 +499,76 @@ def _backscatter(info: ProductInfo) -> str | None:
 
 @dataclass
 class _Prepared:
-    """A product ready to stream (``job``; None when there is nothing to stream) and how to
-    turn what was measured into MDB tables."""
+    """A product ready to stream (``job``; None when there is nothing to stream), how to turn
+    what was measured into MDB tables, and what the product gives of the signals asked."""
 
     job: StripJob | None
     finish: Callable[[], tuple[list[object], int]]
+    signals: frozenset[str] = frozenset()
+    unavailable: dict[str, str] = field(default_factory=dict)
+    masked: bool = True
+
+
+def _nothing() -> tuple[list[object], int]:
+    return [], 0
 
 
 def _prepare(
     reader: ProductReader,
     cache: ParcelPixelCache,
     settings: ExtractionSettings,
-    homes: dict[str, set[int]],
+    ranks: TileRanks,
+    request: ProductRequest,
 ) -> _Prepared:
     info = reader.info
+    if not request.signals:  # only replaces a stored copy of the acquisition
+        return _Prepared(None, _nothing)
     if info.product_type in (ProductType.S1_AMP, ProductType.S1_COHE):
-        if not settings.sar:
-            return _Prepared(None, lambda: ([], 0))
-        if settings.s1_tile_grids and homes:
-            done = _extract_on_tile_grids(reader, cache, settings, homes)
-            return _Prepared(None, lambda: done)
+        if settings.s1_tile_grids and ranks.tiles:
+            done = _extract_on_tile_grids(reader, cache, settings, ranks)
+            return _Prepared(None, lambda: done, frozenset(request.signals))
         grid, buffer_m = reader.grid(), settings.sar_buffer_m
         read, measure, parts = _sar_strips(reader)
+        unavailable: dict[str, str] = {}
+        masked = True
     else:
+        names, unavailable = _optical_plan(reader, request.signals)
+        if not names:
+            return _Prepared(None, _nothing, frozenset(), unavailable)
         grid, buffer_m = reader.grid(settings.optical_resolution), settings.optical_buffer_m
-        read, measure, parts = _optical_strips(reader, settings)
+        read, measure, parts = _optical_strips(reader, settings, names)
+        masked = reader.require_mask(settings.mask) is not None
     plan = cache.plan(grid, buffer_m, settings.strip_rows)
 
     def finish() -> tuple[list[object], int]:
         acquisition = _acquisition(info)
-        allowed = _allowed(info.tile, homes, plan.parcel_ids[plan.restore])
         tables: list[object] = []
         rows = 0
         for name, measured in parts.items():
             stats = plan_statistics(plan, measured)
             keep = stats.kept(settings.min_count, settings.min_valid_fraction)
-            if allowed is not None:
-                keep &= allowed
             rows += int(keep.sum())
-            tables.append(statistics_table(acquisition, name, stats, keep))
+            tile_rank = ranks.of(info.tile, stats.parcel_ids)
+            tables.append(statistics_table(acquisition, name, stats, keep, tile_rank))
         return tables, rows
 
-    return _Prepared(StripJob(plan, read, measure, reader.kept_open), finish)
+    return _Prepared(
+        StripJob(plan, read, measure, reader.kept_open),
+        finish,
+        frozenset(parts),
+        unavailable,
+        masked,
+    )
 
 
-def _allowed(
-    tile: str | None, homes: dict[str, set[int]], parcel_ids: npt.NDArray[np.int64]
-) -> npt.NDArray[np.bool_] | None:
-    """Which parcels a product of ``tile`` may give rows for (their home tile), or None: all."""
-    if tile is None or tile not in homes:
-        return None
-    return np.isin(parcel_ids, np.fromiter(homes[tile], dtype=np.int64))
+def _optical_plan(
+    reader: ProductReader, signals: Iterable[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The signals of ``signals`` the product can give, and why it cannot give the others
+    (:func:`capmon.signals.catalogue.plan_signals`)."""
+    plan = plan_signals(sorted(signals), reader.info.sensor or "", reader.bands)
+    unavailable = {name: plan.skipped[name] for name in plan.missing_bands}
+    return list(plan.signals), unavailable
 
 
 _VALID = "__valid__"
@@ -383,14 +576,13 @@ Measured = dict[str, list[ParcelStatistics]]
 
 
 def _optical_strips(
-    reader: ProductReader, settings: ExtractionSettings
+    reader: ProductReader, settings: ExtractionSettings, names: Sequence[str]
 ) -> tuple[Callable[[int, int], RowBuffer], Callable[[RowBuffer, StripGroup], None], Measured]:
-    """How to read a strip of an optical product (its needed bands and validity mask) and how
-    to measure a group of parcels on it: each signal computed on the group's rows, one at a
-    time, and freed before the next one."""
+    """How to read a strip of an optical product (the bands ``names`` need and the validity
+    mask) and how to measure a group of parcels on it: each signal computed on the group's
+    rows, one at a time, and freed before the next one."""
     info = reader.info
     sensor = info.sensor or ""
-    names = [n for n in settings.optical_signals if _available(n, sensor)]
     needed = sorted(signal_inputs(names, sensor))
     for band in needed:
         reader.require_band(band)
@@ -470,7 +662,7 @@ def _extract_on_tile_grids(
     reader: ProductReader,
     cache: ParcelPixelCache,
     settings: ExtractionSettings,
-    homes: dict[str, set[int]],
+    ranks: TileRanks,
 ) -> tuple[list[object], int]:
     """A Sentinel-1 product warped onto the S2 tile grids it covers (whole arrays: a 20 m S1
     product is a quarter of an optical tile)."""
@@ -480,17 +672,15 @@ def _extract_on_tile_grids(
         values_by_signal = {name: convert(reader.read(reader.bands[0]))}
     tables: list[object] = []
     rows = 0
-    for tile, tile_grid, warped in _on_tile_grids(grid, values_by_signal, homes):
+    for tile, tile_grid, warped in _on_tile_grids(grid, values_by_signal, ranks.tiles):
         pixels, segment = cache.get(tile_grid, settings.sar_buffer_m)
-        allowed = _allowed(tile, homes, pixels.parcel_ids)
         acquisition = replace(_acquisition(reader.info), tile=tile)
         for signal, values in warped.items():
             stats = parcel_statistics(pixels, values, None, segment=segment)
             keep = stats.kept(settings.min_count, settings.min_valid_fraction)
-            if allowed is not None:
-                keep &= allowed
             rows += int(keep.sum())
-            tables.append(statistics_table(acquisition, signal, stats, keep))
+            tile_rank = ranks.of(tile, stats.parcel_ids)
+            tables.append(statistics_table(acquisition, signal, stats, keep, tile_rank))
     return tables, rows
 
 
@@ -501,7 +691,7 @@ FloatArray = npt.NDArray[np.float32]
 def _on_tile_grids(
     grid: PixelGrid,
     values_by_signal: dict[str, npt.NDArray[np.float32]],
-    homes: dict[str, set[int]],
+    tiles: Iterable[str],
 ) -> list[tuple[str, PixelGrid, dict[str, npt.NDArray[np.float32]]]]:
     """The signals warped onto the 20 m grid of each S2 tile they cover (bilinear, NaN outside).
 
@@ -512,7 +702,7 @@ def _on_tile_grids(
         grid.height, grid.width, grid.transform
     )
     footprint = box(west, south, east, north)
-    for name in sorted(homes):
+    for name in sorted(tiles):
         tile = s2_tile(name)
         in_tile_crs = shapely.geometry.shape(
             rasterio.warp.transform_geom(
@@ -589,21 +779,23 @@ def extract_season(
     settings: ExtractionSettings | None = None,
     *,
     compact: bool = True,
+    rebuild: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> SeasonExtraction:
     """Extract the season's registered products for the newest declarations of its year.
 
-    The declarations year is the year of the season's end. Products are those of the site
-    acquired between the season's start and end (inclusive); products already in the MDB are
-    skipped, so a rerun does only what is missing. With ``compact``, the new products' rows are
-    then merged into the parcel-bucketed files that one-parcel queries read
-    (:meth:`MdbStore.compact`).
+    The declarations year is the year of the season's end. Products
+    are those of the site acquired between the season's start and end (inclusive); what the
+    MDB holds already is not extracted again (:func:`plan_products`), so a rerun does only
+    what is missing. ``rebuild`` first removes the MDB (needed to change its masks, buffers
+    or row filters). With ``compact``, the new rows are then merged into the parcel-bucketed
+    files that one-parcel queries read (:meth:`MdbStore.compact`).
     """
     from capmon.catalog.models import DeclarationSet
     from capmon.parcels import load_parcels
     from capmon.parcels.store import latest_row
     from capmon.sites import get_season, get_site
-    from capmon.sources import list_products, open_product, select_observations
+    from capmon.sources import list_products, open_product
 
     settings = settings or ExtractionSettings()
     with workspace.session() as session:
@@ -623,7 +815,7 @@ def extract_season(
             and season_row.start_date <= p.acquired_at.date() <= season_row.end_date
             and p.product_type in {t.value for t in ProductType}
         ]
-        products = [(p.name, Path(p.path)) for p in in_season]
+        infos = [catalogue_info(p) for p in in_season]
         gaps = coherence_report(
             [
                 CoherenceProduct(
@@ -647,33 +839,26 @@ def extract_season(
     parcels = parcels.loc[usable, ["NewID", "geometry"]].copy()
     parcels["NewID"] = parcels["NewID"].astype(np.int64)
 
-    store = MdbStore(mdb_folder(workspace, short_name, season, declaration_id))
+    root = mdb_folder(workspace, short_name, season, declaration_id)
+    if rebuild:
+        remove_mdb(root)
+    store = MdbStore(root)
     store.initialise(
-        MdbManifest(
-            site=short_name,
-            parcel_set=f"{short_name}/{year}/v{declaration_version}",
-            declaration_set_id=declaration_id,
-            optical_buffer_m=settings.optical_buffer_m,
-            sar_buffer_m=settings.sar_buffer_m,
-            min_count=settings.min_count,
-            min_valid_fraction=settings.min_valid_fraction,
-            engine_version=ENGINE_VERSION,
-        )
+        settings.manifest(
+            short_name, f"{short_name}/{year}/v{declaration_version}", declaration_id
+        ),
+        rebuild=f"capmon mdb extract {site} {season} --rebuild",
     )
-    report = ExtractionReport()
+    requests, report = plan_products(infos, store.coverage(), settings)
     readers: list[ProductReader] = []
-    for name, path in products:
-        if store.has_product(name):
-            report.already_done.append(name)
+    for info in infos:
+        if info.name not in requests:
             continue
         try:
-            readers.append(open_product(path))
+            readers.append(open_product(info.path))
         except CapmonError as exc:
-            logger.warning("product %s cannot be opened: %s", name, exc)
-            report.failed.append((name, str(exc)))
-    chosen = {info.name for info in select_observations([r.info for r in readers])}
-    report.superseded = sorted(r.info.name for r in readers if r.info.name not in chosen)
-    readers = [r for r in readers if r.info.name in chosen]
+            logger.warning("product %s cannot be opened: %s", info.name, exc)
+            report.failed.append((info.name, str(exc)))
     total = len(readers)
     done = 0
 
@@ -683,7 +868,9 @@ def extract_season(
             progress(done, total, name)
         done += 1
 
-    result = extract_products(parcels, readers, store, settings, site_tiles=tiles, progress=step)
+    result = extract_products(
+        parcels, readers, store, settings, site_tiles=tiles, progress=step, requests=requests
+    )
     if compact:  # a no-op when every stored product is already compacted
         if progress is not None:
             progress(total, total, "compacting the MDB")
@@ -691,10 +878,47 @@ def extract_season(
     if progress is not None:
         progress(total, total, "done")
     result.already_done[:0] = report.already_done
+    result.not_requested[:0] = report.not_requested
     result.failed[:0] = report.failed
     result.superseded = report.superseded
     result.coherence_gaps = gaps
     return SeasonExtraction(store.root, declaration_version, len(parcels), result)
+
+
+def remove_mdb(root: Path) -> None:
+    """Remove an MDB folder (``--rebuild``): renamed aside first, so that a crash leaves
+    either the old MDB or none, never a mix."""
+    if not root.exists():
+        return
+    trash = root.with_name(f".{root.name}.removed-{time.time_ns()}")
+    root.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def catalogue_info(product: Any) -> ProductInfo:
+    """The :class:`ProductInfo` of a catalogue product row (what ingestion recorded), so
+    that deduplication needs no product to be opened."""
+    properties = dict(product.properties or {})
+    return ProductInfo(
+        name=product.name,
+        product_type=ProductType(product.product_type),
+        sensor=product.sensor,
+        acquired_at=_utc(product.acquired_at),
+        acquired_first_at=_utc(product.acquired_first_at) if product.acquired_first_at else None,
+        tile=product.tile,
+        relative_orbit=product.relative_orbit,
+        orbit_direction=product.orbit_direction,
+        processing_baseline=product.processing_baseline,
+        footprint=product.footprint if product.footprint is not None else box(0, 0, 0, 0),
+        path=Path(product.path),
+        polarisation=properties.get("polarisation"),
+        properties=properties,
+    )
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """Catalogue times are UTC; SQLite returns them naive."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

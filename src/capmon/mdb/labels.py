@@ -11,7 +11,6 @@ all of its pixels exactly as if it were alone.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -23,28 +22,11 @@ from rasterio import features, windows
 from shapely.geometry.base import BaseGeometry
 
 from capmon.errors import CRSError, GeometryError, InputError
+from capmon.grid import PixelGrid
 from capmon.mdb.stats import ParcelPixels
 
 _MAX_LISTED = 10
 _STRIP_PIXELS = 1 << 24  # rows rasterised at once: 32 MB of uint16 labels
-
-
-@dataclass(frozen=True)
-class PixelGrid:
-    """A raster grid: CRS, geotransform and size."""
-
-    crs: CRS
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.height, self.width)
-
-    @property
-    def resolution(self) -> tuple[float, float]:
-        return (abs(self.transform.a), abs(self.transform.e))
 
 
 def parcel_pixels(

@@ -20,9 +20,13 @@ from capmon.mdb.store import (
     MDB_SCHEMA,
     OBSERVATIONS,
     MdbManifest,
+    ProductPart,
     parquet_files,
     read_compaction,
     read_manifest,
+    read_part,
+    retired_products,
+    visible_rows_sql,
     write_mdb_table,
 )
 from capmon.workspace import atomic_path
@@ -53,6 +57,7 @@ class MarkersDatabase:
             # footer when a file is replaced (add_signal(replace=True) rewrites a file).
             self._connection.execute("SET parquet_metadata_cache = true")
         self._schemas: dict[str, tuple[tuple[int, int, int], pa.Schema]] = {}
+        self._parts: dict[str, tuple[tuple[int, int, int], ProductPart]] = {}
 
     def _files(self, parcel_ids: Sequence[int] | None = None) -> list[str]:
         """The files holding the MDB's rows (for ``parcel_ids`` only: just their buckets).
@@ -60,25 +65,53 @@ class MarkersDatabase:
         Compacted files listed in ``compacted.json`` come first, then the per-product files of
         products that manifest does not list, then the derived signals.
         """
+        return self._sources(parcel_ids)[0]
+
+    def _sources(self, parcel_ids: Sequence[int] | None = None) -> tuple[list[str], set[str], bool]:
+        """The files to read, the retired products and whether rows of several files may be
+        the same observation (see :mod:`capmon.mdb.store`)."""
         compaction = read_compaction(self.root)
         if parcel_ids is None:
             files = [self.root / f for f in compaction.files]
         else:
             files = compaction.bucket_files(self.root, parcel_ids)
         done = set(compaction.products)
-        files += [f for f in parquet_files(self.root / OBSERVATIONS) if f.stem not in done]
+        pending = [f for f in parquet_files(self.root / OBSERVATIONS) if f.stem not in done]
+        parts = [self._part(f) for f in pending]
+        retired = set(compaction.retired) | retired_products([*compaction.parts.values(), *parts])
+        deduplicate = bool(pending) and (bool(compaction.files) or len(pending) > 1)
+        files += pending
         files += parquet_files(self.root / DERIVED)
-        return [str(f) for f in files]
+        return [str(f) for f in files], retired, deduplicate
+
+    def _part(self, path: Path) -> ProductPart:
+        """The part record of a product file (cached per file version)."""
+        status = os.stat(path)
+        version = (status.st_ino, status.st_size, status.st_mtime_ns)
+        cached = self._parts.get(str(path))
+        if cached is None or cached[0] != version:
+            cached = (version, read_part(path))
+            self._parts[str(path)] = cached
+        return cached[1]
 
     def duckdb(
         self, connection: duckdb.DuckDBPyConnection | None = None
     ) -> duckdb.DuckDBPyRelation:
-        """All rows as a DuckDB relation (columns as in ``MDB_SCHEMA``)."""
+        """All rows as a DuckDB relation (columns as in ``MDB_SCHEMA``; one row per parcel,
+        signal and acquisition)."""
         con = connection or self._connection
-        files = self._files()
+        files, retired, deduplicate = self._sources()
         if not files:
             return con.from_arrow(MDB_SCHEMA.empty_table())
-        return con.read_parquet(files, union_by_name=True)
+        relation = con.read_parquet(files, union_by_name=True)
+        if not retired and not deduplicate:
+            return relation
+        return con.sql(
+            visible_rows_sql(
+                "read_parquet($files, union_by_name = true)", retired, deduplicate=deduplicate
+            ),
+            params={"files": files},
+        )
 
     def signals(self) -> list[str]:
         """The signals stored, derived ones included."""
@@ -114,16 +147,18 @@ class MarkersDatabase:
         if end is not None:
             conditions.append("date <= ?")
             parameters.append(_as_date(end, "end"))
-        files = self._files(ids if parcel_ids is not None else None)
+        files, retired, deduplicate = self._sources(ids if parcel_ids is not None else None)
         if not files:
             return _empty_frame()
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         # union_by_name reads every file's schema at each query; skip it when they all agree.
         union = "true" if self._schemas_differ(files) else "false"
-        sql = (
-            f"SELECT * FROM read_parquet(?, union_by_name = {union}) {where} "
-            "ORDER BY parcel_id, signal, date, sensor, orbit, tile"
+        rows = visible_rows_sql(
+            f"(SELECT * FROM read_parquet(?, union_by_name = {union}) {where})",
+            retired,
+            deduplicate=deduplicate,
         )
+        sql = f"SELECT * FROM ({rows}) ORDER BY parcel_id, signal, date, sensor, orbit, tile"
         table = _arrow(self._connection.sql(sql, params=[files, *parameters]))
         frame: pd.DataFrame = table.to_pandas()
         return frame

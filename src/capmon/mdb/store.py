@@ -9,7 +9,17 @@ Layout of an MDB folder (one per site and parcel-set version, see docs/mdb.md)::
     <mdb>/derived/<signal>.parquet          signals derived from stored statistics (add_signal)
 
 A product's file appears complete or not at all (temporary name, then rename), so a crash never
-leaves a half-written partition and a rerun skips exactly the products whose file exists.
+leaves a half-written partition. Each file is a *part* of a product and says, in its Parquet
+metadata (:class:`ProductPart`), which signals were extracted into it, which signals the product
+cannot give, whether its optical values were masked, and which stored copies of the same
+acquisition it replaces: a product is "in the MDB" only for the signals its parts hold, and a
+rerun that asks for more signals adds a part with just those (``<product>~<hash>.parquet``).
+
+One row per parcel, signal and acquisition: readers never show the rows of a product that a
+visible part replaces (a better copy of the same acquisition, written later), and when two rows
+share a parcel, signal, sensor, date, first date and orbit (a parcel in the overlap of two tiles
+or two slices of one pass), the one of the parcel's preferred tile (``tile_rank``: 0 = home
+tile) is shown, then the one with the most pixels. Compaction applies both rules for good.
 
 Compaction (:meth:`MdbStore.compact`) rewrites the products' rows into parcel-sorted files, one
 per bucket of ``bucket_parcels`` consecutive parcel ids, so that a one-parcel query opens one
@@ -23,11 +33,12 @@ crash can leave shows each row exactly once.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import shutil
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +66,15 @@ MDB_SCHEMA = pa.schema(
         pa.field("count", pa.int32(), nullable=False),
         pa.field("pixels", pa.int32(), nullable=False),
         *(pa.field(name, pa.float32()) for name in STATISTIC_COLUMNS),
+        pa.field("tile_rank", pa.int16()),
     ]
 )
+"""``tile_rank``: the tile's place in the parcel's order of preference among the site's tiles
+(0 = its home tile: the first, in name order, that contains it whole, else its centroid, else
+that meets it); null for products without a tile and rows written before the column existed."""
+ROW_KEY = ("parcel_id", "signal", "sensor", "date", "date_first", "orbit")
+"""What makes two rows the same observation (the rows of one acquisition on two tiles)."""
+PART_METADATA = b"capmon.part"
 MANIFEST = "mdb.json"
 OBSERVATIONS = "observations"
 DERIVED = "derived"
@@ -97,8 +115,98 @@ class MdbManifest:
     min_valid_fraction: float
     engine_version: str
 
+    mask: Mapping[str, Any] | None = None
+    """The validity masks of the optical products (MaskConfig as JSON); None: not recorded."""
+    optical_resolution: float | None = None
+    s1_tile_grids: bool | None = None
+    signals: tuple[str, ...] = ()
+    """Every signal asked for so far (a rerun that asks for more adds them)."""
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        payload = asdict(self)
+        payload["signals"] = list(self.signals)
+        return payload
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> MdbManifest:
+        values = dict(payload)
+        values["signals"] = tuple(values.get("signals") or ())
+        return cls(**values)
+
+    def conflicts(self, wanted: MdbManifest) -> list[str]:
+        """The settings of ``wanted`` that differ from this MDB's (signals may be added; a
+        setting this MDB did not record is not a conflict)."""
+        a, b = self.to_json(), wanted.to_json()
+        return [
+            f"{key}: stored {a[key]!r}, asked {b[key]!r}"
+            for key in a
+            if key != "signals" and a[key] is not None and b[key] is not None and a[key] != b[key]
+        ]
+
+    def merged(self, wanted: MdbManifest) -> MdbManifest:
+        """This manifest with the settings it did not record and the new signals of ``wanted``."""
+        a, b = self.to_json(), wanted.to_json()
+        values = {key: a[key] if a[key] is not None else b[key] for key in a}
+        added = [name for name in wanted.signals if name not in self.signals]
+        values["signals"] = [*self.signals, *added]
+        return MdbManifest.from_json(values)
+
+
+@dataclass(frozen=True)
+class ProductPart:
+    """What one stored file of a product holds (its Parquet metadata, see the module doc)."""
+
+    product_id: str
+    signals: tuple[str, ...]
+    """The signals extracted into this file (a parcel without a valid pixel has no row)."""
+    unavailable: tuple[tuple[str, str], ...] = ()
+    """Signals asked for that the product cannot give, with the reason (a missing band)."""
+    masked: bool = True
+    """False when optical values were extracted without a validity mask (``allow_unmasked``)."""
+    replaces: tuple[str, ...] = ()
+    """Stored copies of the same acquisition whose rows this part's product supersedes."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "product_id": self.product_id,
+            "signals": list(self.signals),
+            "unavailable": dict(self.unavailable),
+            "masked": self.masked,
+            "replaces": list(self.replaces),
+        }
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> ProductPart:
+        return cls(
+            product_id=str(payload["product_id"]),
+            signals=tuple(payload.get("signals", ())),
+            unavailable=tuple(sorted(dict(payload.get("unavailable", {})).items())),
+            masked=bool(payload.get("masked", True)),
+            replaces=tuple(payload.get("replaces", ())),
+        )
+
+    @property
+    def covered(self) -> frozenset[str]:
+        """The signals a rerun need not extract again from this product."""
+        return frozenset(self.signals) | {name for name, _reason in self.unavailable}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the MDB holds of one product, over all its parts."""
+
+    signals: frozenset[str]
+    unavailable: Mapping[str, str]
+    masked: bool
+
+    @property
+    def covered(self) -> frozenset[str]:
+        return self.signals | frozenset(self.unavailable)
+
+    def holds(self, signals: Iterable[str]) -> bool:
+        """Whether every one of ``signals`` was extracted or found unavailable (``*``: a part
+        compacted before part records existed, taken to hold every signal)."""
+        return "*" in self.signals or set(signals) <= self.covered
 
 
 def statistics_table(
@@ -106,8 +214,10 @@ def statistics_table(
     signal: str,
     statistics: ParcelStatistics,
     keep: np.ndarray | None = None,
+    tile_rank: np.ndarray | None = None,
 ) -> pa.Table:
-    """The MDB rows of one signal of one acquisition (only parcels where ``keep`` is true)."""
+    """The MDB rows of one signal of one acquisition (only parcels where ``keep`` is true);
+    ``tile_rank`` per parcel of ``statistics`` (see :data:`MDB_SCHEMA`), None: null."""
     rows = np.ones(len(statistics.parcel_ids), dtype=bool) if keep is None else keep
     n = int(rows.sum())
 
@@ -131,12 +241,36 @@ def statistics_table(
     for name in STATISTIC_COLUMNS:
         values = getattr(statistics, name)[rows].astype(np.float32)
         columns[name] = pa.array(values, type=pa.float32(), from_pandas=True)
+    columns["tile_rank"] = (
+        repeated(None, pa.int16())
+        if tile_rank is None
+        else pa.array(np.asarray(tile_rank)[rows], type=pa.int16())
+    )
     return pa.Table.from_pydict(columns, schema=MDB_SCHEMA)
 
 
 def product_file_name(product_id: str) -> str:
     """The file name of a product's rows (the product name, made safe for file systems)."""
     return _SAFE_NAME.sub("_", product_id) + ".parquet"
+
+
+def part_file_name(product_id: str, signals: Iterable[str]) -> str:
+    """The file name of a later part of a product (signals added by a rerun)."""
+    digest = hashlib.sha256(",".join(sorted(signals)).encode()).hexdigest()[:10]
+    return product_file_name(product_id).removesuffix(".parquet") + f"~{digest}.parquet"
+
+
+def read_part(path: Path) -> ProductPart:
+    """The part record of a product file; files written before parts existed hold every
+    signal they have rows of."""
+    metadata = pq.read_schema(path).metadata or {}
+    if PART_METADATA in metadata:
+        try:
+            return ProductPart.from_json(json.loads(metadata[PART_METADATA]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path} has an invalid part record: {exc}") from exc
+    signals = pq.read_table(path, columns=["signal"]).column("signal").unique().to_pylist()
+    return ProductPart(product_id=path.stem, signals=tuple(sorted(str(s) for s in signals)))
 
 
 def parquet_files(folder: Path) -> list[Path]:
@@ -157,28 +291,82 @@ class MdbStore:
     def observations(self) -> Path:
         return self.root / OBSERVATIONS
 
-    def initialise(self, manifest: MdbManifest) -> None:
-        """Create the folder, or check that an existing one was made for the same parcel set."""
+    def initialise(self, manifest: MdbManifest, *, rebuild: str | None = None) -> MdbManifest:
+        """Create the folder, or check that an existing one was made for the same parcel set
+        and settings (new signals are added to it); returns the manifest now in force.
+
+        ``rebuild`` is the command that rebuilds the MDB, named when the settings conflict.
+        """
         path = self.root / MANIFEST
         if path.exists():
             stored = read_manifest(self.root)
-            if stored != manifest:
+            conflicts = stored.conflicts(manifest)
+            if conflicts:
+                how = f"; rebuild it with `{rebuild}`" if rebuild else "; use another folder"
                 raise InputError(
                     f"{self.root} holds an MDB extracted with other settings "
-                    f"({_differences(stored, manifest)}); use another folder"
+                    f"({'; '.join(conflicts)}){how}"
                 )
-            return
+            merged = stored.merged(manifest)
+            if merged == stored:
+                return stored
+            manifest = merged
         self.observations.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+        return manifest
+
+    def parts(self) -> dict[str, ProductPart]:
+        """Every stored part by file stem: compacted ones (from ``compacted.json``), then the
+        per-product files not compacted yet."""
+        compaction = read_compaction(self.root)
+        parts = dict(compaction.parts)
+        for path in parquet_files(self.observations):
+            if path.stem not in compaction.products:
+                parts[path.stem] = read_part(path)
+        return parts
+
+    def coverage(self) -> dict[str, Coverage]:
+        """What the MDB holds of each stored product (products replaced by a better copy
+        are left out: a part of the better copy replaces them)."""
+        parts = list(self.parts().values())
+        retired = retired_products(parts) | set(read_compaction(self.root).retired)
+        signals: dict[str, set[str]] = {}
+        unavailable: dict[str, dict[str, str]] = {}
+        masked: dict[str, bool] = {}
+        for part in parts:
+            if part.product_id in retired:
+                continue
+            signals.setdefault(part.product_id, set()).update(part.signals)
+            unavailable.setdefault(part.product_id, {}).update(dict(part.unavailable))
+            masked[part.product_id] = masked.get(part.product_id, True) and part.masked
+        return {
+            product: Coverage(
+                frozenset(signals[product]),
+                {k: v for k, v in unavailable[product].items() if k not in signals[product]},
+                masked[product],
+            )
+            for product in signals
+        }
+
+    def retired(self) -> set[str]:
+        """The products whose rows a better copy replaces."""
+        return retired_products(self.parts().values()) | set(read_compaction(self.root).retired)
 
     def product_path(self, product_id: str) -> Path:
         return self.observations / product_file_name(product_id)
 
-    def has_product(self, product_id: str) -> bool:
-        """True when the product's rows are stored (its own file, or the compacted files)."""
-        stem = product_file_name(product_id).removesuffix(".parquet")
-        return self.product_path(product_id).exists() or stem in read_compaction(self.root).products
+    def has_product(self, product_id: str, signals: Iterable[str] | None = None) -> bool:
+        """True when the product's rows are stored (for every one of ``signals``, if given)."""
+        if signals is None:
+            stem = product_file_name(product_id).removesuffix(".parquet")
+            compacted = read_compaction(self.root).products
+            if self.product_path(product_id).exists() or stem in compacted:
+                return True
+        coverage = self.coverage().get(product_id)
+        if coverage is None:
+            return False
+        return signals is None or coverage.holds(signals)
 
     def products(self) -> list[str]:
         """The stems of the stored products' files, compacted ones included."""
@@ -199,6 +387,10 @@ class MdbStore:
         pending = [p for p in parquet_files(self.observations) if p.stem not in previous.products]
         if not pending and previous.bucket_parcels == bucket_parcels:
             return previous
+        pending_parts = {p.stem: read_part(p) for p in pending}
+        retired = set(previous.retired) | retired_products(
+            [*previous.parts.values(), *pending_parts.values()]
+        )
         sources = [self.root / f for f in previous.files] + pending
         generation = previous.generation + 1
         folder = self.root / COMPACTED / f"g{generation}"
@@ -219,8 +411,12 @@ class MdbStore:
                     ):
                         start, stop = bucket * bucket_parcels, (bucket + 1) * bucket_parcels
                         table = connection.sql(
-                            f"SELECT * FROM {scan} WHERE parcel_id >= ? AND parcel_id < ? "
-                            "ORDER BY parcel_id, signal, date, sensor, orbit, tile",
+                            visible_rows_sql(
+                                f"(SELECT * FROM {scan} WHERE parcel_id >= ? AND parcel_id < ?)",
+                                retired,
+                                deduplicate=True,
+                            )
+                            + " ORDER BY parcel_id, signal, date, sensor, orbit, tile",
                             params=[start, stop],
                         ).to_arrow_table()
                         if table is None or table.num_rows == 0:
@@ -235,6 +431,12 @@ class MdbStore:
             bucket_parcels=bucket_parcels,
             files=tuple(files),
             products=tuple(sorted(set(previous.products) | {p.stem for p in pending})),
+            parts={
+                stem: part
+                for stem, part in {**previous.parts, **pending_parts}.items()
+                if part.product_id not in retired
+            },
+            retired=tuple(sorted(retired)),
         )
         with atomic_path(self.root / COMPACTION_MANIFEST) as tmp:
             tmp.write_text(json.dumps(compaction.to_json(), indent=1))
@@ -245,14 +447,24 @@ class MdbStore:
                 shutil.rmtree(old, ignore_errors=True)
         return compaction
 
-    def write_product(self, product_id: str, tables: Iterable[pa.Table]) -> Path:
-        """Store the rows of one product atomically (sorted by parcel, signal, date)."""
-        parts = [t for t in tables if t.num_rows]
-        table = pa.concat_tables(parts) if parts else MDB_SCHEMA.empty_table()
+    def write_product(
+        self, product_id: str, tables: Iterable[pa.Table], part: ProductPart | None = None
+    ) -> Path:
+        """Store rows of one product atomically (sorted by parcel, signal, date), as a new part
+        when the product already has one; ``part`` says what they hold (default: the signals
+        of the rows, masked, replacing nothing)."""
+        pieces = [conform(t) for t in tables if t.num_rows]
+        table = pa.concat_tables(pieces) if pieces else MDB_SCHEMA.empty_table()
         table = table.sort_by(
             [("parcel_id", "ascending"), ("signal", "ascending"), ("date", "ascending")]
         )
+        if part is None:
+            signals = table.column("signal").unique().to_pylist()
+            part = ProductPart(product_id, tuple(sorted(str(s) for s in signals)))
+        table = table.replace_schema_metadata({PART_METADATA: json.dumps(part.to_json())})
         path = self.product_path(product_id)
+        if path.exists() or path.stem in read_compaction(self.root).products:
+            path = self.observations / part_file_name(product_id, part.signals)
         try:
             with atomic_path(path) as tmp:
                 write_mdb_table(table, tmp)
@@ -271,6 +483,11 @@ class Compaction:
     bucket_parcels: int = BUCKET_PARCELS
     files: tuple[str, ...] = ()
     products: tuple[str, ...] = ()
+    """The stems of the product files merged into the compacted files."""
+    parts: Mapping[str, ProductPart] = field(default_factory=dict)
+    """Their part records (products replaced by a better copy left out)."""
+    retired: tuple[str, ...] = ()
+    """Products whose rows were dropped because a better copy replaced them."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -278,6 +495,8 @@ class Compaction:
             "bucket_parcels": self.bucket_parcels,
             "files": list(self.files),
             "products": list(self.products),
+            "parts": {stem: part.to_json() for stem, part in sorted(self.parts.items())},
+            "retired": list(self.retired),
         }
 
     def bucket_files(self, root: Path, parcel_ids: Iterable[int]) -> list[Path]:
@@ -293,11 +512,19 @@ def read_compaction(root: Path) -> Compaction:
         return Compaction()
     try:
         payload = json.loads(path.read_text())
+        products = tuple(payload["products"])
+        parts = {
+            stem: ProductPart.from_json(part) for stem, part in payload.get("parts", {}).items()
+        }
+        for stem in products:  # compacted before part records existed: every signal
+            parts.setdefault(stem, ProductPart(stem, ("*",)))
         return Compaction(
             generation=int(payload["generation"]),
             bucket_parcels=int(payload["bucket_parcels"]),
             files=tuple(payload["files"]),
-            products=tuple(payload["products"]),
+            products=products,
+            parts=parts,
+            retired=tuple(payload.get("retired", ())),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path} is not a valid compaction manifest: {exc}") from exc
@@ -329,17 +556,38 @@ def write_mdb_table(table: pa.Table, path: Path) -> None:
     )
 
 
+def retired_products(parts: Iterable[ProductPart]) -> set[str]:
+    """The products that a part of another product replaces."""
+    return {old for part in parts for old in part.replaces if old != part.product_id}
+
+
+def visible_rows_sql(source: str, retired: Iterable[str], *, deduplicate: bool) -> str:
+    """SQL of the rows of ``source`` (a table expression) that readers see: none of a
+    ``retired`` product, and with ``deduplicate`` one row per :data:`ROW_KEY` (the parcel's
+    preferred tile, then the most pixels, then the product name)."""
+    names = sorted(set(retired))
+    where = (
+        "WHERE product_id NOT IN (" + ", ".join(_sql_text(n) for n in names) + ")" if names else ""
+    )
+    if not deduplicate:
+        return f"SELECT * FROM {source} {where}"
+    keys = ", ".join(f'"{k}"' for k in ROW_KEY)
+    return (
+        f"SELECT * FROM {source} {where} QUALIFY row_number() OVER (PARTITION BY {keys} "
+        'ORDER BY coalesce(tile_rank, 0), "pixels" DESC, product_id, tile) = 1'
+    )
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def read_manifest(root: Path) -> MdbManifest:
     path = root / MANIFEST
     try:
         payload: Mapping[str, Any] = json.loads(path.read_text())
-        return MdbManifest(**payload)
+        return MdbManifest.from_json(payload)
     except FileNotFoundError as exc:
         raise InputError(f"{root} is not an MDB folder (no {MANIFEST})") from exc
     except (ValueError, TypeError) as exc:
         raise InputError(f"{path} is not a valid MDB manifest: {exc}") from exc
-
-
-def _differences(stored: MdbManifest, wanted: MdbManifest) -> str:
-    a, b = stored.to_json(), wanted.to_json()
-    return ", ".join(f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k])

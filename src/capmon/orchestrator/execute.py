@@ -42,8 +42,8 @@ from capmon.catalog.models import (
     StartType,
 )
 from capmon.errors import CapmonError, InputError
-from capmon.mdb.extract import ENGINE_VERSION, mdb_folder
-from capmon.mdb.store import MdbManifest, MdbStore, product_file_name
+from capmon.mdb.extract import mdb_folder
+from capmon.mdb.store import MdbStore, product_file_name
 from capmon.orchestrator import jobs
 from capmon.orchestrator.lock import HEARTBEAT_SECONDS, SeasonRunLock
 from capmon.orchestrator.plan import (
@@ -61,13 +61,13 @@ from capmon.orchestrator.units import (
     run_processor_unit,
 )
 from capmon.processors.registry import get_processor
+from capmon.settings import SCHEDULER_ENV
 from capmon.workspace import Workspace
 
 if TYPE_CHECKING:  # distributed is imported when a run starts (it is slow to import)
     from distributed import Client
 
 logger = logging.getLogger(__name__)
-SCHEDULER_ENV = "CAPMON_DASK_SCHEDULER"
 STATUS_POLL_SECONDS = 1.0
 RETRY_BACKOFF = dt.timedelta(minutes=10)
 """Scheduled and triggered runs wait this long before retrying a processor run that failed
@@ -338,9 +338,10 @@ def _plan(
     processors: Sequence[str] | None,
     report: SeasonRunReport,
 ) -> _Plan:
+    from capmon.mdb.extract import catalogue_info, plan_products
     from capmon.parcels.store import latest_row
     from capmon.processors.mdb_extract import MdbExtractParameters
-    from capmon.sources import ProductType, list_products, open_product, select_observations
+    from capmon.sources import ProductType, list_products
 
     as_of = min(until or dt.date.today(), season.end_date)
     schedules = season_schedules(workspace, site, season, processors)
@@ -365,6 +366,13 @@ def _plan(
             and season.start_date <= p.acquired_at.date() <= as_of
             and p.product_type in {t.value for t in ProductType}
         ]
+        infos = [
+            catalogue_info(p)
+            for p in list_products(session, site)
+            if p.acquired_at is not None
+            and season.start_date <= p.acquired_at.date() <= as_of
+            and p.product_type in {t.value for t in ProductType}
+        ]
     root = mdb_folder(workspace, site.short_name, season.name, declaration_id)
     units: list[ExtractionUnit] = []
     compact = False
@@ -374,46 +382,30 @@ def _plan(
         compact = parameters.compact
         store = MdbStore(root)
         store.initialise(
-            MdbManifest(
-                site=site.short_name,
-                parcel_set=parcel_set,
-                declaration_set_id=declaration_id,
-                optical_buffer_m=settings.optical_buffer_m,
-                sar_buffer_m=settings.sar_buffer_m,
-                min_count=settings.min_count,
-                min_valid_fraction=settings.min_valid_fraction,
-                engine_version=ENGINE_VERSION,
-            )
+            settings.manifest(site.short_name, parcel_set, declaration_id),
+            rebuild=f"capmon mdb extract {site.name} {season.name} --rebuild",
         )
         remove_partial_files(root)
-        stored = set(store.products())
-        readers = []
-        for name, path, _day in in_season:
-            if product_file_name(name).removesuffix(".parquet") in stored:
-                report.already_done.append(name)
-                continue
-            try:
-                readers.append(open_product(path))
-            except CapmonError as exc:
-                report.failed.append((name, str(exc)))
-        chosen = {info.name for info in select_observations([r.info for r in readers])}
-        report.superseded = sorted(r.info.name for r in readers if r.info.name not in chosen)
+        requests, planned = plan_products(infos, store.coverage(), settings)
+        report.already_done.extend(planned.already_done)
+        report.superseded = planned.superseded
         # grid by grid (tile, sensor), as extract_products, so workers reuse their pixel cache
         ordered = sorted(
-            (r for r in readers if r.info.name in chosen),
-            key=lambda r: (r.info.tile or "", r.info.sensor or "", r.info.name),
+            (info for info in infos if info.name in requests),
+            key=lambda info: (info.tile or "", info.sensor or "", info.name),
         )
-        paths = {name: path for name, path, _day in in_season}
         units = [
             ExtractionUnit(
                 str(root),
                 str(parcels_file),
                 tuple(site.tiles),
                 settings,
-                r.info.name,
-                str(paths[r.info.name]),
+                info.name,
+                str(info.path),
+                tuple(sorted(requests[info.name].signals)),
+                requests[info.name].replaces,
             )
-            for r in ordered
+            for info in ordered
         ]
     due: list[tuple[SeasonSchedule, dt.date]] = []
     for schedule in others:

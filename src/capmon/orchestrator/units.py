@@ -24,8 +24,9 @@ from capmon.errors import CapmonError
 from capmon.mdb.extract import (
     ExtractionSettings,
     ParcelPixelCache,
+    ProductRequest,
+    TileRanks,
     extract_products,
-    home_tiles,
 )
 from capmon.mdb.store import MdbStore
 from capmon.workspace import Workspace
@@ -46,6 +47,10 @@ class ExtractionUnit:
     settings: ExtractionSettings
     product_name: str
     product_path: str
+    signals: tuple[str, ...] | None = None
+    """The signals to extract (what the MDB lacks); None: every signal the settings ask."""
+    replaces: tuple[str, ...] = ()
+    """Stored copies of the same acquisition whose rows this product replaces."""
 
 
 @dataclass(frozen=True)
@@ -74,16 +79,16 @@ def season_parcels(parcels_file: str | Path) -> gpd.GeoDataFrame:
     return parcels
 
 
-_PARCELS: dict[tuple[str, tuple[str, ...]], tuple[gpd.GeoDataFrame, dict[str, set[int]]]] = {}
+_PARCELS: dict[tuple[str, tuple[str, ...]], tuple[gpd.GeoDataFrame, TileRanks]] = {}
 _PIXELS: OrderedDict[tuple[str, str, str], ParcelPixelCache] = OrderedDict()
 
 
-def _parcels(unit: ExtractionUnit) -> tuple[gpd.GeoDataFrame, dict[str, set[int]]]:
+def _parcels(unit: ExtractionUnit) -> tuple[gpd.GeoDataFrame, TileRanks]:
     key = (unit.parcels_file, unit.tiles)
     if key not in _PARCELS:
         _PARCELS.clear()  # one parcel set at a time per worker
         parcels = season_parcels(unit.parcels_file)
-        _PARCELS[key] = (parcels, home_tiles(parcels, unit.tiles) if unit.tiles else {})
+        _PARCELS[key] = (parcels, TileRanks(parcels, unit.tiles))
     return _PARCELS[key]
 
 
@@ -112,7 +117,7 @@ def extract_unit(unit: ExtractionUnit) -> UnitOutcome:
     started = time.perf_counter()
     pid = os.getpid()
     store = MdbStore(Path(unit.mdb_root))
-    if store.has_product(unit.product_name):
+    if not unit.replaces and store.has_product(unit.product_name, unit.signals):
         return UnitOutcome(unit.product_name, "already_done", worker_pid=pid)
     for attempt in range(TRANSIENT_ATTEMPTS):
         try:
@@ -120,12 +125,23 @@ def extract_unit(unit: ExtractionUnit) -> UnitOutcome:
                 reader = open_product(unit.product_path)
             except CapmonError as exc:
                 return UnitOutcome(unit.product_name, "failed", worker_pid=pid, message=str(exc))
-            parcels, homes = _parcels(unit)
+            parcels, ranks = _parcels(unit)
             info = reader.info
             group = f"{info.tile or ''}|{sensor_family(info.sensor) if info.sensor else '?'}"
             cache = _pixel_cache(unit, parcels, group)
+            requests = None
+            if unit.signals is not None:
+                held = store.coverage().get(unit.product_name)
+                missing = frozenset(s for s in unit.signals if held is None or not held.holds([s]))
+                requests = {unit.product_name: ProductRequest(missing, unit.replaces)}
             report = extract_products(
-                parcels, [reader], store, unit.settings, cache=cache, homes=homes
+                parcels,
+                [reader],
+                store,
+                unit.settings,
+                cache=cache,
+                ranks=ranks,
+                requests=requests,
             )
             break
         except OSError:

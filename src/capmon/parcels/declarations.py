@@ -15,6 +15,9 @@ This follows Sen4CAP's ``data-preparation.py`` (sen4cap-system.md 2.2) with capm
   an error naming their rows; with ``skip_non_polygons`` they are dropped and counted by type.
 * Duplicate parcel ids are an error naming them and their rows; with
   ``on_duplicate_id="suffix"`` they get Sen4CAP's ``-A``/``-B`` suffixes.
+* Ids are text, at most 254 characters; a real-number id column is read value by value (``12.0``
+  -> ``'12'``, ``12.5`` -> ``'12.5'``), and whole reals beyond 2**53 (no longer exact) are refused
+  naming the row (:mod:`capmon.parcels.identity`).
 * Modes: ``update`` keeps parcels missing from the new file with ``is_deleted`` true;
   ``incremental`` keeps them as they are; ``replace`` starts from scratch (NewIDs restart).
   ``NewID``/``HoldID`` stay stable across versions (:mod:`capmon.parcels.identity`).
@@ -72,7 +75,12 @@ from capmon.errors import ColumnError, ConflictError, CRSError, GeometryError, I
 from capmon.grid import s2_tile
 from capmon.parcels import store
 from capmon.parcels.codes import CropCodeCheck, check_crop_codes, crop_code_column, crop_key
-from capmon.parcels.identity import add_duplicate_suffixes, assign_stable_ids, join_id_columns
+from capmon.parcels.identity import (
+    add_duplicate_suffixes,
+    assign_stable_ids,
+    check_id_lengths,
+    join_id_columns,
+)
 from capmon.parcels.pixels import sentinel_pixel_counts, transform_geometries
 from capmon.parcels.report import (
     MAX_PROBLEM_ROWS,
@@ -340,7 +348,7 @@ def _incoming_parcels(
     if not polygonal.all():
         types = geometry_type_names(raw_geometries)
         wrong = np.flatnonzero(~polygonal)
-        ids = join_id_columns(frame.iloc[wrong], mapping.parcel_id)
+        ids = join_id_columns(frame.iloc[wrong], mapping.parcel_id, strict=False)
         rows = [
             ProblemRow(int(source_row[i]), _text(ids.iloc[k]), str(types[i]))
             for k, i in enumerate(wrong)
@@ -362,7 +370,9 @@ def _incoming_parcels(
         if len(frame) == 0:
             raise GeometryError(f"{label}: no feature is a polygon")
 
-    ori_id = join_id_columns(frame, mapping.parcel_id).reset_index(drop=True)
+    ori_id = join_id_columns(frame, mapping.parcel_id, label=label, rows=source_row).reset_index(
+        drop=True
+    )
     missing_id = np.flatnonzero(ori_id.isna().to_numpy())
     if len(missing_id):
         shown = ", ".join(str(source_row[i]) for i in missing_id[:MAX_PROBLEM_ROWS])
@@ -381,8 +391,11 @@ def _incoming_parcels(
             ProblemRow(int(source_row[i]), str(ori_id.iloc[i]), f"duplicate id {original.iloc[i]}")
             for i in np.flatnonzero(suffixed)
         )
+        check_id_lengths(ori_id, source_row, label, "with their duplicate suffixes")
     if mapping.holding_id:
-        ori_hold = join_id_columns(frame, mapping.holding_id).reset_index(drop=True)
+        ori_hold = join_id_columns(
+            frame, mapping.holding_id, label=label, rows=source_row
+        ).reset_index(drop=True)
     else:
         ori_hold = pd.Series([None] * len(frame), dtype="string")
     crop_column = frame[mapping.crop_code or FIBOA_CROP_COLUMN]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from capmon.mdb.extract import DEFAULT_OPTICAL_SIGNALS, ExtractionSettings, extract_season
 from capmon.processors.registry import (
@@ -45,6 +45,27 @@ class MdbExtractParameters(BaseModel):
         default_factory=lambda: sorted(int(c) for c in SclMaskConfig().invalid_classes),
         description="Sen2Cor SCL classes that are not clear observations.",
     )
+    valid_scl: list[int] | None = Field(
+        None,
+        description=(
+            "Sen2Cor SCL classes that are clear observations, every other class invalid "
+            "(e.g. 4,5); instead of --scl-invalid-classes."
+        ),
+    )
+    allow_unmasked: bool = Field(
+        False,
+        description=(
+            "Extract optical products that have no cloud mask anyway (their rows are marked "
+            "unmasked in the MDB); without it such a product fails, naming what was searched."
+        ),
+    )
+    rebuild: bool = Field(
+        False,
+        description=(
+            "Remove the season's MDB first and extract it again (needed to change its masks, "
+            "buffers or row filters)."
+        ),
+    )
 
     @field_validator("signals")
     @classmethod
@@ -52,6 +73,18 @@ class MdbExtractParameters(BaseModel):
         for name in names:
             get_signal(name)
         return names
+
+    @model_validator(mode="after")
+    def _one_scl_rule(self) -> MdbExtractParameters:
+        if self.valid_scl is not None and "scl_invalid_classes" in self.model_fields_set:
+            raise ValueError("give --valid-scl or --scl-invalid-classes, not both")
+        return self
+
+    def scl(self) -> SclMaskConfig:
+        """The SCL rule: from the valid classes when given, else the invalid ones."""
+        if self.valid_scl is not None:
+            return SclMaskConfig.from_valid_classes(self.valid_scl)
+        return SclMaskConfig(invalid_classes=frozenset(self.scl_invalid_classes))
 
     def settings(self) -> ExtractionSettings:
         return ExtractionSettings(
@@ -62,7 +95,7 @@ class MdbExtractParameters(BaseModel):
             s1_tile_grids=self.s1_tile_grids,
             min_count=self.min_count,
             min_valid_fraction=self.min_valid_fraction,
-            mask=MaskConfig(scl=SclMaskConfig(invalid_classes=frozenset(self.scl_invalid_classes))),
+            mask=MaskConfig(scl=self.scl(), allow_unmasked=self.allow_unmasked),
         )
 
 
@@ -79,14 +112,27 @@ def run(context: RunContext, parameters: MdbExtractParameters) -> RunResult:
         context.season.name,
         parameters.settings(),
         compact=parameters.compact,
+        rebuild=parameters.rebuild,
         progress=progress,
     )
     report = result.report
+    skipped_products = len({product for product, _s, _r in report.skipped_signals})
+    extras = []
+    if report.replaced:
+        extras.append(f"{len(report.replaced)} stored copies replaced by a better one")
+    if report.skipped_signals:
+        extras.append(
+            f"{len(report.skipped_signals)} signals skipped on {skipped_products} products "
+            "that cannot give them"
+        )
+    if report.not_requested:
+        extras.append(f"{len(report.not_requested)} products with no signal asked for")
     return RunResult(
         summary=(
             f"{len(report.extracted)} products extracted, {len(report.already_done)} already "
             f"in the MDB, {len(report.empty)} without valid parcel pixels, "
             f"{len(report.failed)} failed; {report.rows} rows in {report.seconds:.1f} s"
+            + "".join(f"; {extra}" for extra in extras)
         ),
         figures={
             "extracted": len(report.extracted),
@@ -94,10 +140,14 @@ def run(context: RunContext, parameters: MdbExtractParameters) -> RunResult:
             "empty": len(report.empty),
             "failed": len(report.failed),
             "superseded": len(report.superseded),
+            "replaced": len(report.replaced),
+            "not_requested": len(report.not_requested),
+            "skipped_signals": len(report.skipped_signals),
             "rows": report.rows,
             "parcels": result.parcels,
             "seconds": round(report.seconds, 2),
             "failures": [f"{name}: {reason}" for name, reason in report.failed],
+            "skipped": [f"{name}: {signal}: {why}" for name, signal, why in report.skipped_signals],
             "coherence_gaps": report.coherence_gaps,
         },
         outputs={"mdb": str(result.mdb_path)},

@@ -11,15 +11,19 @@ processor is added in one place: a module that calls :func:`register`, listed in
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from capmon.catalog.models import Season, Site
-from capmon.errors import ConflictError, NotFoundError
-from capmon.workspace import Workspace
+from capmon.errors import ConflictError, InputError, NotFoundError
+
+if TYPE_CHECKING:  # not at run time: `capmon run --help` starts without the catalogue
+    from capmon.catalog.models import Season, Site
+    from capmon.workspace import Workspace
 
 _BUILTIN_MODULES = (
     "capmon.processors.mdb_extract",
@@ -31,6 +35,20 @@ _BUILTIN_MODULES = (
     "capmon.processors.l4c.processor",
     "capmon.acquisition.processor",
 )
+
+# The builtin processors' ids, titles and modules, so that the CLI can list them and
+# get_processor() import one module rather than all of them (start-up, `capmon bench
+# startup`); tests/test_startup.py checks this table against the registrations.
+BUILTIN_PROCESSORS: Mapping[str, tuple[str, str]] = {
+    "acquire": ("Acquisition of input products", "capmon.acquisition.processor"),
+    "baresoil": ("Bare soil detection", "capmon.processors.baresoil.processor"),
+    "heterogeneity": ("Sub-parcel heterogeneity", "capmon.processors.heterogeneity.processor"),
+    "l4a": ("L4A crop type", "capmon.processors.l4a.processor"),
+    "l4b": ("L4B grassland mowing", "capmon.processors.l4b.processor"),
+    "l4c": ("L4C agricultural practices", "capmon.processors.l4c.processor"),
+    "mdb": ("Markers database extraction", "capmon.processors.mdb_extract"),
+    "multiannual": ("Multi-annual analysis", "capmon.processors.multiannual.processor"),
+}
 
 
 @dataclass(frozen=True)
@@ -68,23 +86,80 @@ class Schedule:
     every_days: int | None = None
 
 
-@dataclass
-class RunContext:
-    """What a run gets: the workspace, the site and season, and a progress callback."""
+@dataclass(frozen=True)
+class FilesMode:
+    """A run on files rather than on a site (``capmon run <id> --mdb --parcels --out``).
 
-    workspace: Workspace
-    site: Site
-    season: Season | None
-    progress: Callable[[float, str], None] = field(default=lambda _fraction, _message: None)
+    The product is written to ``out`` (refused when it exists and is not empty, unless
+    ``overwrite``) and no catalogue row is added. ``parcel_id_col`` and ``crop_code_col`` name
+    the columns of a parcels file that is not a capmon parcels table; ``start``, ``end`` and
+    ``year`` give the season's dates (else the MDB's first and last dates).
+    """
+
+    out: Path
+    overwrite: bool = False
+    parcel_id_col: str | None = None
+    crop_code_col: str | None = None
+    start: date | None = None
+    end: date | None = None
+    year: int | None = None
+
+
+class RunContext:
+    """What a run gets: the workspace, the site and season, and a progress callback.
+
+    On files (``files`` given) there is no site, and the workspace is optional:
+    :attr:`workspace` and :attr:`site` then raise an :class:`InputError` naming what the
+    processor needs, so a processor that cannot run without a site says so.
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace | None,
+        site: Site | None,
+        season: Season | None,
+        progress: Callable[[float, str], None] | None = None,
+        files: FilesMode | None = None,
+    ) -> None:
+        if site is None and files is None:
+            raise InputError("a run needs a site, or files (FilesMode: --mdb, --parcels, --out)")
+        self._workspace = workspace
+        self._site = site
+        self.season = season
+        self.progress: Callable[[float, str], None] = progress or _no_progress
+        self.files = files
+
+    @property
+    def on_files(self) -> bool:
+        """True for a run on files (no site, no catalogue row)."""
+        return self._site is None
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            raise InputError("this processor needs a capmon workspace (a run on a site)")
+        return self._workspace
+
+    @property
+    def site(self) -> Site:
+        if self._site is None:
+            raise InputError("this processor needs a site: run it as `capmon run <id> SITE SEASON`")
+        return self._site
+
+
+def _no_progress(_fraction: float, _message: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run did: a one-line summary, figures, and the files or products it wrote."""
+    """What a run did: a one-line summary, figures, the files or products it wrote, and the
+    products or items that failed (a run with failures exits non-zero on the command line)."""
 
     summary: str
     figures: Mapping[str, Any] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
+    failed: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +176,9 @@ class Processor:
     schedule: Schedule
     run: Callable[[RunContext, Any], RunResult]
     needs_season: bool = True
+    runs_on_files: bool = False
+    """True when the processor also runs on files, with no site (``--mdb --parcels --out``,
+    :func:`capmon.processors.files.run_processor`)."""
 
     def parse_parameters(self, values: Mapping[str, Any]) -> BaseModel:
         """Validated parameters; pydantic's errors name the offending field."""
@@ -134,9 +212,24 @@ def all_processors() -> list[Processor]:
     return [_REGISTRY[key] for key in sorted(_REGISTRY)]
 
 
+def processor_titles() -> dict[str, str]:
+    """Every processor's title by id, importing no processor module when the builtins are all
+    in :data:`BUILTIN_PROCESSORS` (``capmon run --help``)."""
+    listed = {module for _title, module in BUILTIN_PROCESSORS.values()}
+    if not listed.issuperset(_BUILTIN_MODULES):
+        _load_builtins()
+    titles = {key: title for key, (title, _module) in BUILTIN_PROCESSORS.items()}
+    titles.update((key, processor.title) for key, processor in _REGISTRY.items())
+    return dict(sorted(titles.items()))
+
+
 def get_processor(processor_id: str) -> Processor:
-    """The processor with id ``processor_id``."""
-    _load_builtins()
+    """The processor with id ``processor_id`` (importing only its module when it is builtin)."""
+    builtin = BUILTIN_PROCESSORS.get(processor_id)
+    if processor_id not in _REGISTRY and builtin is not None:
+        importlib.import_module(builtin[1])
+    if processor_id not in _REGISTRY:
+        _load_builtins()
     try:
         return _REGISTRY[processor_id]
     except KeyError:

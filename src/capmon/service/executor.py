@@ -46,9 +46,10 @@ from sqlalchemy import select
 from capmon.catalog.models import ActivityStatus, Job, Product, Season, Site, StartType
 from capmon.errors import CapmonError, CatalogError, ConflictError, NotFoundError, StorageError
 from capmon.orchestrator import jobs
-from capmon.orchestrator.execute import SCHEDULER_ENV, ClusterSpec
+from capmon.orchestrator.execute import ClusterSpec
 from capmon.orchestrator.units import UnitOutcome
 from capmon.processors import Processor
+from capmon.settings import SCHEDULER_ENV
 from capmon.workspace import Workspace, open_workspace
 
 if TYPE_CHECKING:  # distributed is imported when the first job starts (slow to import)

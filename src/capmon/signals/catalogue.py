@@ -8,7 +8,9 @@ data). Built-in signals (:data:`SIGNALS`):
 name           sensors    formula                                     inputs
 =============  =========  ==========================================  ==========================
 NDVI           S2, L8     (B08 − B04) / (B08 + B04)                   B08 B04
+NDVI_B8A       S2, L8     (B8A − B04) / (B8A + B04)                   B8A B04
 NDWI           S2, L8     (B11 − B08) / (B11 + B08) (Sen4CAP L4A)     B11 B08
+NDWI_B8A       S2, L8     (B11 − B8A) / (B11 + B8A)                   B11 B8A
 BRIGHTNESS     S2, L8     sqrt(B03² + B04² + B08² + B11²)             B03 B04 B08 B11
 BSI            S2, L8     spyndex ``BI``: ((B11+B04) − (B08+B02)) /   B11 B04 B08 B02
                           ((B11+B04) + (B08+B02))
@@ -28,7 +30,32 @@ COHE_VV/VH     S1         coherence, linear 0..1 (0 = no data)        VV / VH (c
 computed it on reflectance × 10000, i.e. 10000 times larger. NDTILL is the *tillage* index, not
 spyndex's/OTB's ``NDTI`` (the turbidity index (R − G)/(R + G)). The biophysical signals need the
 angles (:data:`capmon.signals.bands.ANGLE_INPUTS`); for S2 their inputs are B03 B04 B08 B05 B06
-B07 B8A B11 B12, for Landsat B03 B04 B8A B11 B12.
+B07 B8A B11 B12, for Landsat B03 B04 B8A B11 B12. NDVI_B8A and NDWI_B8A are the variants for
+products without B08 (20 m-only products); on Landsat they equal NDVI and NDWI.
+
+**Physical ranges.** Every built-in signal has a ``valid_range``; a pixel outside it, or whose
+input reflectance is outside :data:`REFLECTANCE_RANGE`, is NaN and never enters a statistic
+(a fill value such as 1e20 that no metadata declared, a saturated pixel):
+
+====================================  ==============  ============================================
+signals                               range           why
+====================================  ==============  ============================================
+bands B01..B12, B8A (and every        −0.2 .. 1.5     −0.2 is the lowest value Landsat C2 L2 can
+optical input)                                        encode (Sen2Cor −0.1); 1.5 is above the
+                                                      brightest natural surfaces
+NDVI, NDVI_B8A, NDWI, NDWI_B8A,       −1 .. 1         normalised differences
+BSI, NDTILL
+BRIGHTNESS                            0 .. 3          four reflectances of at most 1.5
+LAI                                   0 .. 10 m²/m²   densest crops (the SNAP network gives 0..8)
+FAPAR, FCOVER                         0 .. 1          fractions
+BCK_VV/VH                             −60 .. 30 dB    far below the S1 noise floor .. above the
+                                                      strongest point targets
+AMP_VV/VH                             −30 .. 15       half the BCK range (Sen4CAP's AMP dB)
+BCK_VVVH, AMP_VVVH                    ±90, ±45        difference of two in-range values (each
+                                                      polarisation checked first)
+COHE_VV/VH                            0 .. 1          coherence (0 is Sen4CAP's no data)
+spyndex indices                       any finite      their inputs are range-checked
+====================================  ==============  ============================================
 
 **Any spyndex index by name.** :func:`get_signal` also accepts every index of the Awesome Spectral
 Indices catalogue bundled with spyndex: by its plain name (``EVI``, ``SAVI``, ``NDTI``...) when
@@ -44,7 +71,7 @@ radar bands, kernels, PAR) are refused with an :class:`~capmon.errors.InputError
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from types import MappingProxyType
 from typing import Any
@@ -92,6 +119,9 @@ class Signal:
     description: str
     compute: Compute
     sensor_variants: tuple[tuple[str, Signal], ...] = ()
+    valid_range: tuple[float, float] | None = None
+    """The physically possible values ``(low, high)``, both included: a pixel outside (or not
+    finite) never enters a statistic. None: any finite value (spyndex indices)."""
 
     @property
     def band_inputs(self) -> tuple[str, ...]:
@@ -142,6 +172,14 @@ def _ndwi(bands: Bands) -> FloatArray:
     return normalized_difference(bands["B11"], bands["B08"])
 
 
+def _ndvi_b8a(bands: Bands) -> FloatArray:
+    return normalized_difference(bands["B8A"], bands["B04"])
+
+
+def _ndwi_b8a(bands: Bands) -> FloatArray:
+    return normalized_difference(bands["B11"], bands["B8A"])
+
+
 def _brightness(bands: Bands) -> FloatArray:
     total = sum(np.square(_f32(bands[name])) for name in ("B03", "B04", "B08", "B11"))
     return _f32(np.sqrt(total))
@@ -155,6 +193,25 @@ def _bsi(bands: Bands) -> FloatArray:
 
 def _ndtill(bands: Bands) -> FloatArray:
     return normalized_difference(bands["B11"], bands["B12"])
+
+
+def within(values: npt.ArrayLike, valid_range: tuple[float, float] | None) -> FloatArray:
+    """``values`` as float32 with NaN wherever a value is not finite or outside
+    ``valid_range`` (both bounds included; None: only non-finite values become NaN).
+
+    The input is returned as it is (no copy) when nothing has to change."""
+    array = _f32(values)
+    if array.size == 0:
+        return array
+    low, high = valid_range if valid_range is not None else (-np.inf, np.inf)
+    # fast path, no temporary array: the extremes of the non-NaN values
+    smallest, largest = np.fmin.reduce(array, axis=None), np.fmax.reduce(array, axis=None)
+    if np.isnan(smallest) or (
+        low <= smallest and largest <= high and np.isfinite(smallest) and np.isfinite(largest)
+    ):
+        return array
+    bad = (array < low) | (array > high) | np.isinf(array)  # NaN compares False: stays NaN
+    return np.where(bad, np.float32(np.nan), array)
 
 
 def _band(name: str) -> Compute:
@@ -189,7 +246,10 @@ def _amp(pol: str) -> Compute:
 
 def _amp_ratio(bands: Bands) -> FloatArray:
     linear = sar.AmplitudeConvention.SIGMA0_LINEAR
-    return sar.ratio_db(sar.sen4cap_db(bands["VV"], linear), sar.sen4cap_db(bands["VH"], linear))
+    return sar.ratio_db(
+        within(sar.sen4cap_db(bands["VV"], linear), AMPLITUDE_DB_RANGE),
+        within(sar.sen4cap_db(bands["VH"], linear), AMPLITUDE_DB_RANGE),
+    )
 
 
 def _bck(pol: str) -> Compute:
@@ -202,7 +262,8 @@ def _bck(pol: str) -> Compute:
 def _bck_ratio(bands: Bands) -> FloatArray:
     linear = sar.AmplitudeConvention.SIGMA0_LINEAR
     return sar.ratio_db(
-        sar.to_sigma0_db(bands["VV"], linear), sar.to_sigma0_db(bands["VH"], linear)
+        within(sar.to_sigma0_db(bands["VV"], linear), BACKSCATTER_DB_RANGE),
+        within(sar.to_sigma0_db(bands["VH"], linear), BACKSCATTER_DB_RANGE),
     )
 
 
@@ -217,15 +278,39 @@ def _cohe(pol: str) -> Compute:
 
 _OPTICAL = frozenset({S2, L8})
 _ANGLES = (SUN_ZENITH, SUN_AZIMUTH, VIEW_ZENITH, VIEW_AZIMUTH)
+
+# Physically possible values (both bounds included); see the module docstring for the reasons.
+REFLECTANCE_RANGE = (-0.2, 1.5)
+"""Surface reflectance: down to -0.2 (the lowest value Landsat C2 L2 can encode; Sen2Cor keeps
+negative values down to -0.1 since baseline 04.00), up to 1.5 (above the brightest natural
+surfaces; larger values are saturation or fill)."""
+INDEX_RANGE = (-1.0, 1.0)
+"""Normalised differences of two non-negative sums."""
+BRIGHTNESS_RANGE = (0.0, 3.0)
+"""sqrt of four squared reflectances, each at most 1.5."""
+LAI_RANGE = (0.0, 10.0)
+"""Leaf area of the densest crops stays below 10 m²/m² (SNAP's network outputs 0..8)."""
+FRACTION_RANGE = (0.0, 1.0)
+BACKSCATTER_DB_RANGE = (-60.0, 30.0)
+"""σ⁰/γ⁰ in dB: -60 dB is far below Sentinel-1's noise floor (about -25 dB), +30 dB above the
+strongest point targets; outside is a numeric artefact or fill."""
+AMPLITUDE_DB_RANGE = (BACKSCATTER_DB_RANGE[0] / 2, BACKSCATTER_DB_RANGE[1] / 2)
+"""Sen4CAP's AMP dB is half the σ⁰ dB."""
+COHERENCE_RANGE = (0.0, 1.0)
+
 _BIO_UNITS = {
-    bio.Variable.LAI: ("m²/m²", "leaf area index"),
-    bio.Variable.FAPAR: ("fraction", "fraction of absorbed photosynthetically active radiation"),
-    bio.Variable.FCOVER: ("fraction", "fraction of green vegetation cover"),
+    bio.Variable.LAI: ("m²/m²", "leaf area index", LAI_RANGE),
+    bio.Variable.FAPAR: (
+        "fraction",
+        "fraction of absorbed photosynthetically active radiation",
+        FRACTION_RANGE,
+    ),
+    bio.Variable.FCOVER: ("fraction", "fraction of green vegetation cover", FRACTION_RANGE),
 }
 
 
 def _biophysical_signal(variable: bio.Variable) -> Signal:
-    unit, what = _BIO_UNITS[variable]
+    unit, what, valid_range = _BIO_UNITS[variable]
     landsat = Signal(
         name=variable.value,
         sensors=frozenset({L8}),
@@ -233,6 +318,7 @@ def _biophysical_signal(variable: bio.Variable) -> Signal:
         unit=unit,
         description=f"{what}, SNAP/Sen4CAP neural network, Landsat 8 OLI variant",
         compute=_biophysical(variable, bio.Variant.LANDSAT8),
+        valid_range=valid_range,
     )
     return Signal(
         name=variable.value,
@@ -242,19 +328,35 @@ def _biophysical_signal(variable: bio.Variable) -> Signal:
         description=f"{what}, SNAP/Sen4CAP neural network (S2 'allbands': 9 bands + angles)",
         compute=_biophysical(variable, bio.Variant.ALLBANDS),
         sensor_variants=((L8, landsat),),
+        valid_range=valid_range,
     )
+
+
+def _index(name: str, inputs: tuple[str, ...], description: str, compute: Compute) -> Signal:
+    return Signal(name, _OPTICAL, inputs, "1", description, compute, valid_range=INDEX_RANGE)
 
 
 def _builtin_signals() -> dict[str, Signal]:
     signals = [
-        Signal("NDVI", _OPTICAL, ("B08", "B04"), "1", "(B08 − B04) / (B08 + B04)", _ndvi),
-        Signal(
+        _index("NDVI", ("B08", "B04"), "(B08 − B04) / (B08 + B04)", _ndvi),
+        _index(
+            "NDVI_B8A",
+            ("B8A", "B04"),
+            "NDVI from the narrow NIR band (20 m): (B8A − B04) / (B8A + B04), for products "
+            "without B08",
+            _ndvi_b8a,
+        ),
+        _index(
             "NDWI",
-            _OPTICAL,
             ("B11", "B08"),
-            "1",
             "Sen4CAP L4A water index (B11 − B08) / (B11 + B08) (SWIR/NIR form)",
             _ndwi,
+        ),
+        _index(
+            "NDWI_B8A",
+            ("B11", "B8A"),
+            "NDWI from the narrow NIR band (both 20 m): (B11 − B8A) / (B11 + B8A)",
+            _ndwi_b8a,
         ),
         Signal(
             "BRIGHTNESS",
@@ -263,21 +365,18 @@ def _builtin_signals() -> dict[str, Signal]:
             "reflectance (0..1); Sen4CAP used reflectance × 10000",
             "sqrt(B03² + B04² + B08² + B11²)",
             _brightness,
+            valid_range=BRIGHTNESS_RANGE,
         ),
-        Signal(
+        _index(
             "BSI",
-            _OPTICAL,
             ("B11", "B04", "B08", "B02"),
-            "1",
             "Bare Soil Index (spyndex BI): "
             "((B11 + B04) − (B08 + B02)) / ((B11 + B04) + (B08 + B02))",
             _bsi,
         ),
-        Signal(
+        _index(
             "NDTILL",
-            _OPTICAL,
             ("B11", "B12"),
-            "1",
             "Normalized Difference Tillage Index (spyndex NDTillI): (B11 − B12) / (B11 + B12)",
             _ndtill,
         ),
@@ -292,6 +391,7 @@ def _builtin_signals() -> dict[str, Signal]:
                 "reflectance (0..1)",
                 f"surface reflectance {band}",
                 _band(band),
+                valid_range=REFLECTANCE_RANGE,
             )
         )
     signals.extend(_biophysical_signal(variable) for variable in bio.Variable)
@@ -305,6 +405,7 @@ def _builtin_signals() -> dict[str, Signal]:
                 "dB (Sen4CAP amplitude: 10·log10(√σ⁰), half the σ⁰ dB)",
                 f"{pol} backscatter on Sen4CAP's AMP dB scale, as its L4C thresholds expect",
                 _amp(pol),
+                valid_range=AMPLITUDE_DB_RANGE,
             )
         )
         signals.append(
@@ -315,6 +416,7 @@ def _builtin_signals() -> dict[str, Signal]:
                 "dB (10·log10 σ⁰, or γ⁰ for a γ⁰ product)",
                 f"{pol} backscatter in true dB",
                 _bck(pol),
+                valid_range=BACKSCATTER_DB_RANGE,
             )
         )
         signals.append(
@@ -325,8 +427,11 @@ def _builtin_signals() -> dict[str, Signal]:
                 "1 (linear coherence 0..1)",
                 f"{pol} interferometric coherence of a 6- or 12-day pair",
                 _cohe(pol),
+                valid_range=COHERENCE_RANGE,
             )
         )
+    amp_low, amp_high = AMPLITUDE_DB_RANGE
+    bck_low, bck_high = BACKSCATTER_DB_RANGE
     signals.append(
         Signal(
             "AMP_VVVH",
@@ -335,6 +440,7 @@ def _builtin_signals() -> dict[str, Signal]:
             "dB (Sen4CAP amplitude scale)",
             "AMP_VV − AMP_VH: the VV/VH ratio on Sen4CAP's AMP dB scale (its MDB2 and L4C ratio)",
             _amp_ratio,
+            valid_range=(amp_low - amp_high, amp_high - amp_low),
         )
     )
     signals.append(
@@ -345,6 +451,7 @@ def _builtin_signals() -> dict[str, Signal]:
             "dB",
             "BCK_VV − BCK_VH: the VV/VH ratio in true dB",
             _bck_ratio,
+            valid_range=(bck_low - bck_high, bck_high - bck_low),
         )
     )
     return {signal.name: signal for signal in signals}
@@ -492,3 +599,77 @@ def signal_inputs(names: Iterable[str], sensor: str) -> set[str]:
         bands.discard("B08")
         bands.add("B8A")
     return bands
+
+
+BAND_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {band: REFLECTANCE_RANGE for band in S2_BANDS}
+)
+"""The physically possible values of each optical input band (surface reflectance)."""
+
+
+def physical_range(name: str) -> tuple[float, float] | None:
+    """The physically possible values of signal (or optical band) ``name``, None when any
+    finite value is possible (spyndex indices)."""
+    signal = SIGNALS.get(name)
+    if signal is None and name in BAND_RANGES:
+        return BAND_RANGES[name]
+    return get_signal(name).valid_range
+
+
+# --- which signals a product can give ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalPlan:
+    """Which of the requested signals one product can give, and why the others are skipped.
+
+    ``signals`` keeps the requested names (in order) that the product can give and ``bands``
+    the bands to read for them (each once). ``not_for_sensor`` are signals that do not exist
+    for the product's sensor (e.g. B05 on Landsat: not a defect of the product);
+    ``missing_bands`` maps each other skipped signal to the bands the product lacks.
+    """
+
+    signals: tuple[str, ...]
+    bands: tuple[str, ...]
+    not_for_sensor: tuple[str, ...] = ()
+    missing_bands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Every requested signal the product cannot give -> why, as readable text."""
+        reasons = {name: "not a signal of this sensor" for name in self.not_for_sensor}
+        for name, bands in self.missing_bands.items():
+            reasons[name] = f"the product has no band {', '.join(bands)}"
+        return reasons
+
+
+def plan_signals(names: Iterable[str], sensor: str, available_bands: Iterable[str]) -> SignalPlan:
+    """The requested signals that a product of ``sensor`` with ``available_bands`` can give.
+
+    A signal missing an input band is skipped, never the whole product; an unknown signal name
+    is still an error (a mistake in the request, not in the product). For Landsat, ``B08``
+    and ``B8A`` stand for each other (one NIR band).
+    """
+    family = sensor_family(sensor)
+    available = set(available_bands)
+    if family == L8 and available & {"B08", "B8A"}:
+        available |= {"B08", "B8A"}
+    usable: list[str] = []
+    bands: set[str] = set()
+    not_for_sensor: list[str] = []
+    missing_bands: dict[str, tuple[str, ...]] = {}
+    for name in dict.fromkeys(names):
+        signal = get_signal(name)
+        if family not in signal.sensors:
+            not_for_sensor.append(name)
+            continue
+        inputs = signal_inputs([name], family)
+        missing = tuple(sorted(inputs - available))
+        if missing:
+            missing_bands[name] = missing
+            continue
+        usable.append(name)
+        bands |= inputs
+    return SignalPlan(
+        tuple(usable), tuple(sorted(bands)), tuple(not_for_sensor), MappingProxyType(missing_bands)
+    )

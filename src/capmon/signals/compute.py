@@ -20,7 +20,7 @@ from capmon.signals.bands import (
     sensor_family,
 )
 from capmon.signals.biophysical import ViewingAngles
-from capmon.signals.catalogue import Signal, get_signal
+from capmon.signals.catalogue import BAND_RANGES, Signal, get_signal, physical_range, within
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -50,6 +50,12 @@ def compute_signals(
     angles: ViewingAngles | None = None,
 ) -> dict[str, FloatArray]:
     """Each requested signal once, keyed by its canonical name (float32, NaN = no data).
+
+    Physical ranges are enforced: an input reflectance outside
+    :data:`~capmon.signals.catalogue.REFLECTANCE_RANGE` (a fill value such as 1e20, a
+    saturated pixel) is no data for every signal that uses it, and a signal value outside its
+    :attr:`~capmon.signals.catalogue.Signal.valid_range` (or not finite) is NaN, so that it
+    never enters a statistic.
 
     ``bands`` maps canonical band names to arrays of one common shape (reflectance 0..1 for
     optical sensors; linear power or coherence for S1, see :mod:`capmon.signals.bands`). For
@@ -82,8 +88,8 @@ def compute_signals(
                 VIEW_AZIMUTH: np.asarray(angles.view_azimuth, dtype=np.float64),
             }
         )
-    view = MappingProxyType(arrays)
     results: dict[str, FloatArray] = {}
+    checked: set[str] = set()
     for signal in signals.values():
         missing = [band for band in signal.band_inputs if band not in arrays]
         if missing:
@@ -91,5 +97,24 @@ def compute_signals(
                 f"signal {signal.name} needs band(s) {', '.join(missing)} for {sensor}, "
                 f"not given (given: {', '.join(sorted(bands)) or 'none'})"
             )
-        results[signal.name] = np.asarray(signal.compute(view), dtype=np.float32)
+        for band in signal.band_inputs:
+            if band in BAND_RANGES and band not in checked:
+                arrays[band] = within(arrays[band], BAND_RANGES[band])
+                checked.add(band)
+        values = np.asarray(signal.compute(MappingProxyType(arrays)), dtype=np.float32)
+        results[signal.name] = within(values, signal.valid_range)
     return results
+
+
+def physical_valid(name: str, values: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """True where ``values`` of signal (or optical band) ``name`` are finite and inside its
+    physical range (:func:`capmon.signals.catalogue.physical_range`).
+
+    :func:`compute_signals` already turns every other value into NaN; this is for values that
+    come from elsewhere (stored or imported statistics)."""
+    array = np.asarray(values, dtype=np.float64)
+    valid_range = physical_range(name)
+    valid = np.isfinite(array)
+    if valid_range is not None:
+        valid &= (array >= valid_range[0]) & (array <= valid_range[1])
+    return valid

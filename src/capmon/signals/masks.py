@@ -7,8 +7,10 @@ Masks given at a coarser resolution than the bands are brought to the band grid 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
+from numbers import Integral
 
 import numpy as np
 import numpy.typing as npt
@@ -53,28 +55,69 @@ DEFAULT_SCL_INVALID = frozenset(
 
 @dataclass(frozen=True)
 class SclMaskConfig:
-    """Which SCL classes make a pixel invalid (values outside 0..11 are always invalid)."""
+    """Which SCL classes make a pixel invalid (values outside 0..11 are always invalid).
+
+    Give the invalid classes (``--scl-invalid-classes``) or build it from the valid ones with
+    :meth:`from_valid_classes` (``--valid-scl 4,5``: every other class is invalid).
+    """
 
     invalid_classes: frozenset[int] = field(default_factory=lambda: DEFAULT_SCL_INVALID)
 
     def __post_init__(self) -> None:
-        unknown = sorted(int(c) for c in self.invalid_classes if not 0 <= int(c) <= 11)
-        if unknown:
-            raise InputError(f"SCL classes are 0..11; unknown invalid classes {unknown}")
+        _check_scl_classes(self.invalid_classes, "invalid")
+
+    @classmethod
+    def from_valid_classes(cls, valid_classes: Iterable[int]) -> SclMaskConfig:
+        """The configuration in which exactly ``valid_classes`` are valid (at least one)."""
+        valid = frozenset(valid_classes)
+        _check_scl_classes(valid, "valid")
+        if not valid:
+            raise InputError("give at least one valid SCL class (0..11), e.g. 4,5")
+        return cls(frozenset(int(c) for c in SclClass) - {int(c) for c in valid})
+
+    @property
+    def valid_classes(self) -> frozenset[int]:
+        """The SCL classes that stay valid."""
+        return frozenset(int(c) for c in SclClass) - {int(c) for c in self.invalid_classes}
+
+
+def _check_scl_classes(classes: Iterable[object], kind: str) -> None:
+    """An InputError naming the classes of ``classes`` that are not SCL classes (0..11)."""
+    wrong = [
+        c
+        for c in classes
+        if isinstance(c, bool) or not isinstance(c, Integral) or not 0 <= int(c) <= 11
+    ]
+    if wrong:
+        shown = ", ".join(sorted(repr(c) for c in wrong))
+        raise InputError(f"SCL classes are the integers 0..11; unknown {kind} classes: {shown}")
 
 
 def scl_valid(scl: npt.ArrayLike, config: SclMaskConfig | None = None) -> BoolArray:
-    """True where the SCL class is not one of ``config.invalid_classes``."""
+    """True where the SCL class is not one of ``config.invalid_classes``.
+
+    An SCL stored as floats (a band of a float multi-band file) is read as classes where its
+    values are integers; NaN, fill values and fractions are invalid."""
     config = config or SclMaskConfig()
-    classes = np.asarray(scl)
-    if not np.issubdtype(classes.dtype, np.integer):
-        raise InputError(f"the SCL layer must be integer, got {classes.dtype}")
+    classes = _classes("SCL", scl)
     lookup = np.zeros(256, dtype=np.bool_)
     lookup[: len(SclClass)] = True
     lookup[[int(c) for c in config.invalid_classes]] = False
     in_range = (classes >= 0) & (classes < len(SclClass))
     result: BoolArray = lookup[np.where(in_range, classes, 255).astype(np.intp)]
     return result
+
+
+def _classes(name: str, values: npt.ArrayLike) -> npt.NDArray[np.integer]:
+    """An integer layer; floats are accepted where they hold integers (elsewhere -1: invalid
+    for every rule here)."""
+    array = np.asarray(values)
+    if np.issubdtype(array.dtype, np.integer):
+        return array
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InputError(f"the {name} layer must be integer, got {array.dtype}")
+    whole = (array == np.floor(array)) & (array >= 0) & (array <= np.iinfo(np.uint16).max)
+    return np.where(whole, array, -1).astype(np.int64)
 
 
 # --- MAJA / THEIA (MUSCATE) masks ------------------------------------------------------------
@@ -250,8 +293,8 @@ def landsat_confidence(qa_pixel: npt.ArrayLike, name: str) -> npt.NDArray[np.uin
 def landsat_qa_valid(qa_pixel: npt.ArrayLike, config: LandsatQaConfig | None = None) -> BoolArray:
     """True where no configured ``QA_PIXEL`` flag is set and confidences are within limits."""
     config = config or LandsatQaConfig()
-    qa = _bits("QA_PIXEL", qa_pixel, None)
-    valid: BoolArray = (qa & int(config.invalid_flags)) == 0
+    qa = _bits("QA_PIXEL", _classes("QA_PIXEL", qa_pixel), None)
+    valid: BoolArray = ((qa & int(config.invalid_flags)) == 0) & (qa >= 0)
     for name, level in config.max_confidence:
         valid &= ((qa >> CONFIDENCE_SHIFTS[name]) & 0b11) <= int(level)
     return valid

@@ -9,8 +9,8 @@ from contextlib import AbstractContextManager
 import numpy as np
 import numpy.typing as npt
 
-from capmon.mdb.labels import PixelGrid
-from capmon.sources.model import ProductInfo, ProductReader
+from capmon.grid import PixelGrid
+from capmon.sources.model import MaskConfig, ProductInfo, ProductReader
 from capmon.sources.raster import BandFiles, Rows, checked_resolution
 
 
@@ -54,6 +54,16 @@ class OpticalReader(ProductReader):
 
     def check(self) -> None:
         self.files.check()
+
+    def unmasked_valid(
+        self, resolution: float | None, config: MaskConfig, rows: Rows | None
+    ) -> npt.NDArray[np.bool_]:
+        """The validity of a product without a cloud mask, when ``config.allow_unmasked``
+        (else :meth:`require_mask` raises): valid where the finest band has data."""
+        self.require_mask(config)
+        grid = self.grid(resolution)
+        finest = min(self._stored_bands, key=lambda b: self.files.native(b)[1])
+        return np.asarray(~np.isnan(self.files.read(finest, grid, rows)), dtype=np.bool_)
 
 
 def mean_angle(values: list[float], *, circular: bool) -> float:

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from shapely.geometry.base import BaseGeometry
 
 from capmon.errors import InputError
-from capmon.mdb.labels import PixelGrid
+from capmon.grid import PixelGrid
 from capmon.signals.sar import AmplitudeConvention
 from capmon.sources.model import (
     DEFAULT_MASK_CONFIG,

@@ -217,8 +217,9 @@ class LandsatReader(OpticalReader):
                 nodata=FILL_DN,
             )
             sources[band] = [BandSource(root / file, calibration, resolution)]
-        qa_file = mtl.text("PRODUCT_CONTENTS", "FILE_NAME_QUALITY_L1_PIXEL")
-        sources[QA_PIXEL] = [BandSource(root / qa_file, resolution=resolution)]
+        qa_file = (mtl.get("PRODUCT_CONTENTS", "FILE_NAME_QUALITY_L1_PIXEL") or "").strip()
+        if qa_file:
+            sources[QA_PIXEL] = [BandSource(root / qa_file, resolution=resolution)]
         self._mtl = mtl
         stored = [b for b in S2_BAND_NAMES if b in numbers]
         bands = tuple(b for b in S2_BAND_NAMES if b in stored or NIR_ALIASES.get(b) in stored)
@@ -258,9 +259,19 @@ class LandsatReader(OpticalReader):
         rows: Rows | None = None,
     ) -> npt.NDArray[np.bool_]:
         """Valid where QA_PIXEL passes ``config.landsat`` (flags and confidences)."""
+        if self.mask_source is None:
+            return self.unmasked_valid(resolution, config, rows)
         return self.files.read_mask(
             QA_PIXEL, self.grid(resolution), lambda qa: landsat_qa_valid(qa, config.landsat), rows
         )
+
+    @property
+    def mask_source(self) -> str | None:
+        return QA_PIXEL if QA_PIXEL in self.files.sources else None
+
+    @property
+    def mask_searched(self) -> str:
+        return f"{self._mtl.path.name} names no FILE_NAME_QUALITY_L1_PIXEL (the QA_PIXEL band)"
 
     def angles(self) -> Angles:
         """Sun angles from the MTL (zenith = 90 - SUN_ELEVATION); view angles: nadir."""

@@ -30,13 +30,14 @@ from capmon.sources.model import (
     ProductType,
     sensor_code,
 )
+from capmon.sources.naming import MajaName, parse_maja_name
 from capmon.sources.raster import BandFiles, BandSource, Calibration, Rows
 from capmon.sources.sen2cor import canonical_band
-from capmon.synth.formats.maja import MajaName, parse_maja_name
 
 METADATA_SUFFIX = "_MTD_ALL.xml"
 _MASK_FILE = re.compile(r"_(?P<layer>CLM|EDG|SAT|MG2)_(?P<group>R\d)\.tif$", re.IGNORECASE)
 _CORNERS = ("upperLeft", "upperRight", "lowerRight", "lowerLeft")
+_MASK_LAYERS = ("EDG", "CLM", "MG2", "SAT")
 
 
 def metadata_file(path: Path) -> Path | None:
@@ -92,9 +93,6 @@ class MajaReader(OpticalReader):
                 layer, group = match["layer"].upper(), match["group"].upper()
                 file = root / relative
                 masks[layer][file] = BandSource(file, resolution=group_resolution.get(group))
-        for layer in ("CLM", "EDG"):
-            if layer not in masks:
-                raise InputError(f"the metadata {metadata.path} lists no {layer} mask")
         sources.update({layer: list(files.values()) for layer, files in masks.items()})
         self._metadata = metadata
         info = ProductInfo(
@@ -131,6 +129,8 @@ class MajaReader(OpticalReader):
         The masks of the group at ``resolution`` are used (R1 at 10 m, R2 at 20 m; SAT flags
         the bands of that group); other resolutions are derived as for bands.
         """
+        if self.mask_source is None:
+            return self.unmasked_valid(resolution, config, rows)
         optional = [layer for layer in ("MG2", "SAT") if layer in self.files.sources]
 
         def decode(edg: npt.NDArray[Any], clm: npt.NDArray[Any], *rest: npt.NDArray[Any]) -> Any:
@@ -140,6 +140,21 @@ class MajaReader(OpticalReader):
             )
 
         return self.files.read_mask(("EDG", "CLM", *optional), self.grid(resolution), decode, rows)
+
+    @property
+    def mask_source(self) -> str | None:
+        """``EDG+CLM`` (+ ``MG2``, ``SAT`` when the product has them), None without EDG or
+        CLM (both are needed: EDG for the swath edge, CLM for the clouds)."""
+        layers = [layer for layer in _MASK_LAYERS if layer in self.files.sources]
+        return "+".join(layers) if {"EDG", "CLM"} <= set(layers) else None
+
+    @property
+    def mask_searched(self) -> str:
+        missing = [layer for layer in ("EDG", "CLM") if layer not in self.files.sources]
+        return (
+            f"{self._metadata.path.name} lists no {' and no '.join(missing)} mask "
+            "(MASK_FILE ..._EDG_R1.tif / _CLM_R1.tif)"
+        )
 
     def angles(self) -> Angles:
         """Mean sun angles and the mean over bands of the mean view angles (MTD_ALL.xml)."""

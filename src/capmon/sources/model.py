@@ -2,7 +2,7 @@
 
 A reader opens one product (a Sen2Cor ``.SAFE``, a MAJA folder, a Landsat Collection 2 Level-2
 folder, a Sen4CAP Sentinel-1 GeoTIFF or a STAC item) and gives its bands under canonical
-Sentinel-2 names, on grids described as :class:`~capmon.mdb.labels.PixelGrid`:
+Sentinel-2 names, on grids described as :class:`~capmon.grid.PixelGrid`:
 
 * optical values are surface reflectances (0..1, float32) with the product's own quantification,
   offsets and scales applied, and NaN where the product has no data;
@@ -10,6 +10,9 @@ Sentinel-2 names, on grids described as :class:`~capmon.mdb.labels.PixelGrid`:
   coherence, see ``info.properties``), with NaN where the product has no data (stored 0);
   for analysis-ready backscatter (HyP3, CARD-BS, STAC) they are in the convention
   ``info.properties["amplitude_convention"]`` names, γ⁰ or σ⁰ (``properties["backscatter"]``).
+
+An optical reader names its cloud mask (:attr:`ProductReader.mask_source`); one without a
+mask refuses :meth:`ProductReader.valid_mask` unless ``MaskConfig(allow_unmasked=True)``.
 
 Each :meth:`ProductReader.read` decodes exactly one band file (JPEG 2000 decoding is slow, so
 nothing is decoded twice behind the caller's back) and keeps nothing big: the caller decides
@@ -33,7 +36,7 @@ import numpy.typing as npt
 from shapely.geometry.base import BaseGeometry
 
 from capmon.errors import InputError
-from capmon.mdb.labels import PixelGrid
+from capmon.grid import PixelGrid
 from capmon.signals.bands import S2_BANDS
 from capmon.signals.masks import LandsatQaConfig, MajaMaskConfig, SclMaskConfig
 from capmon.sources.raster import Rows
@@ -117,11 +120,16 @@ class MaskConfig:
     Classification classes), ``maja`` (MAJA CLM / MG2 / SAT bits, EDG always rejects) and
     ``landsat`` (Landsat Collection 2 QA_PIXEL flags and confidences). The defaults are those
     of :mod:`capmon.signals.masks`.
+
+    An optical product without a cloud mask is an error (:meth:`ProductReader.require_mask`)
+    unless ``allow_unmasked``: it is then read with no data as the only invalid pixels, and
+    :attr:`ProductReader.mask_source` is None so that the caller can record it.
     """
 
     scl: SclMaskConfig = field(default_factory=SclMaskConfig)
     maja: MajaMaskConfig = field(default_factory=MajaMaskConfig)
     landsat: LandsatQaConfig = field(default_factory=LandsatQaConfig)
+    allow_unmasked: bool = False
 
 
 DEFAULT_MASK_CONFIG = MaskConfig()
@@ -175,6 +183,10 @@ class ProductReader(ABC):
     def check(self) -> None:
         """Open the header of every file the product needs (no decoding), or raise."""
 
+    def has_band(self, band: str) -> bool:
+        """Whether the product has ``band`` (nothing is opened)."""
+        return band in self.bands
+
     def require_band(self, band: str) -> str:
         """``band`` if the product has it, else an InputError naming the band and product."""
         if band not in self.bands:
@@ -182,6 +194,31 @@ class ProductReader(ABC):
                 f"product {self.info.name} has no band {band!r} (bands: {', '.join(self.bands)})"
             )
         return band
+
+    @property
+    def mask_source(self) -> str | None:
+        """The layer(s) :meth:`valid_mask` decodes (``SCL``, ``QA_PIXEL``, ``EDG+CLM+MG2+SAT``),
+        or None when the product has no cloud mask (always for Sentinel-1 products, which
+        need none: their valid pixels are those with data)."""
+        return None
+
+    @property
+    def mask_searched(self) -> str:
+        """Where the reader looked for the cloud mask (for the error of :meth:`require_mask`)."""
+        return "no cloud mask layer is defined for this format"
+
+    def require_mask(self, config: MaskConfig = DEFAULT_MASK_CONFIG) -> str | None:
+        """:attr:`mask_source`, or an InputError naming the product and what was searched when
+        an optical product has no cloud mask and ``config.allow_unmasked`` is False. None means
+        the product is read unmasked (only its no-data pixels are invalid)."""
+        source = self.mask_source
+        if source is None and self.info.product_type.is_optical and not config.allow_unmasked:
+            raise InputError(
+                f"product {self.info.name} has no cloud mask: {self.mask_searched}; without a "
+                "mask clouds would enter the statistics. Give the mask, or extract the product "
+                "unmasked on purpose (MaskConfig(allow_unmasked=True)), which marks it so"
+            )
+        return source
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.info.name!r})"

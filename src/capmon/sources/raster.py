@@ -41,7 +41,7 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from capmon.errors import CRSError, InputError, StorageError
-from capmon.mdb.labels import PixelGrid
+from capmon.grid import PixelGrid
 
 _CHUNK_ROWS = 512
 Rows = tuple[int, int]
@@ -54,8 +54,8 @@ class Calibration:
     """How stored numbers become physical values.
 
     ``value = (DN + add_offset) / quantification * scale + offset``, computed in float64 and
-    stored as float32; ``DN == nodata`` (or NaN) gives NaN. ``nodata=None`` takes the file's
-    own no-data value, if any. Sen2Cor from baseline 04.00: ``add_offset=-1000,
+    stored as float32; a DN equal to ``nodata`` or to the file's own no-data value (both are
+    honoured), or NaN, gives NaN. Sen2Cor from baseline 04.00: ``add_offset=-1000,
     quantification=10000``; MAJA: ``quantification=10000, nodata=-10000``; Landsat C2 L2:
     ``scale=2.75e-05, offset=-0.2, nodata=0``.
     """
@@ -77,10 +77,11 @@ class Calibration:
         self, stored: npt.NDArray[Any], file_nodata: float | None = None
     ) -> npt.NDArray[np.float32]:
         """The float32 physical values of ``stored``, NaN where it holds no data."""
-        nodata = self.nodata if self.nodata is not None else file_nodata
+        nodata = [v for v in (self.nodata, file_nodata) if v is not None]
         result = np.empty(stored.shape, np.float32)
         for start in range(0, stored.shape[0], _CHUNK_ROWS):
             rows = stored[start : start + _CHUNK_ROWS]
+            missing = no_data(rows, nodata)
             values = rows.astype(np.float64)
             if self.add_offset:
                 values += self.add_offset
@@ -90,10 +91,38 @@ class Calibration:
                 values *= self.scale
             if self.offset:
                 values += self.offset
-            if nodata is not None and not math.isnan(nodata):
-                values[rows == nodata] = np.nan
+            if missing is not None:
+                values[missing] = np.nan
             result[start : start + _CHUNK_ROWS] = values
         return result
+
+
+def no_data(stored: npt.NDArray[Any], nodata: Sequence[float]) -> npt.NDArray[np.bool_] | None:
+    """Where ``stored`` equals one of the ``nodata`` values (compared in the stored type, as
+    GDAL does: a float32 file's 1e20 is float32(1e20)); None when no pixel does. NaN no-data
+    values are skipped (NaN is no data anyway); values the stored type cannot hold match
+    nothing."""
+    found: npt.NDArray[np.bool_] | None = None
+    for value in nodata:
+        if math.isnan(value):
+            continue
+        if stored.dtype.kind == "f":
+            limit = float(np.finfo(stored.dtype).max)
+            if math.isinf(value) or abs(value) <= limit:
+                match = stored == stored.dtype.type(value)
+            else:
+                continue
+        elif stored.dtype.kind in "iu":
+            info = np.iinfo(stored.dtype)
+            if not float(value).is_integer() or not info.min <= value <= info.max:
+                continue
+            match = stored == stored.dtype.type(int(value))
+        else:
+            match = stored == value
+        found = match if found is None else found | match
+    if found is None or not found.any():
+        return None
+    return found
 
 
 @dataclass(frozen=True)
@@ -533,6 +562,13 @@ class BandFiles:
         if rows is None:
             return self._fit(layers[0], source, resolution, valid, target, block_all)
         return self._fit_rows(layers[0], source, resolution, valid, target, rows, skip, block_all)
+
+    def nodata_values(self, name: str, resolution: float) -> tuple[float, ...]:
+        """The no-data values of the file ``name`` is read from at ``resolution``: the one the
+        metadata declares (its calibration) and the file's own."""
+        source, _ = self.pick(name, resolution)
+        own = self.header(name, source).nodata[source.index - 1]
+        return tuple(v for v in (source.calibration.nodata, own) if v is not None)
 
     def read_stored(
         self, name: str, target: PixelGrid, rows: Rows | None = None

@@ -5,7 +5,8 @@ per-band ``BOA_ADD_OFFSET`` (-1000 from processing baseline 04.00 on) and the no
 ``reflectance = (DN + BOA_ADD_OFFSET) / BOA_QUANTIFICATION_VALUE``, DN 0 = no data (NaN). The
 tile metadata ``GRANULE/*/MTD_TL.xml`` gives the mean sun and view angles. Band files are JPEG
 2000 (ESA) or GeoTIFF (capmon's ``fmt="cog"`` convenience layout); the validity mask is the
-Scene Classification (SCL, 20 and 60 m).
+Scene Classification (SCL, 20 and 60 m); metadata that lists no SCL image makes a product
+without cloud mask (refused unless ``MaskConfig(allow_unmasked=True)``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from capmon.sources.model import (
     ProductType,
     sensor_code,
 )
+from capmon.sources.naming import Sen2CorName, parse_sen2cor_name
 from capmon.sources.raster import BandFiles, BandSource, Calibration, Rows
-from capmon.synth.formats.sen2cor import Sen2CorName, parse_sen2cor_name
 
 PRODUCT_METADATA = "MTD_MSIL2A.xml"
 TILE_METADATA = "MTD_TL.xml"
@@ -134,9 +135,19 @@ class Sen2CorReader(OpticalReader):
         rows: Rows | None = None,
     ) -> npt.NDArray[np.bool_]:
         """Valid where the SCL class is not one of ``config.scl.invalid_classes``."""
+        if self.mask_source is None:
+            return self.unmasked_valid(resolution, config, rows)
         return self.files.read_mask(
             SCL, self.grid(resolution), lambda scl: scl_valid(scl, config.scl), rows
         )
+
+    @property
+    def mask_source(self) -> str | None:
+        return SCL if SCL in self.files.sources else None
+
+    @property
+    def mask_searched(self) -> str:
+        return f"{PRODUCT_METADATA} lists no SCL image (IMAGE_FILE ..._SCL_20m / _60m)"
 
     def angles(self) -> Angles:
         """Mean sun angles and the mean over bands of the mean view angles (MTD_TL.xml)."""

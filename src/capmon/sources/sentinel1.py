@@ -2,7 +2,7 @@
 
 Names (V1 ``SEN4CAP_L2A_S<site>_V<t1>_<t2>_<pol>_<orbit>_<AMP|COHE>[_<tile>].tif`` and V2
 ``S1A_L2_BCK_...`` / ``S1A_L2_COH_...``, see sen4cap-system.md 3.3 and 9) are parsed by
-:func:`capmon.synth.formats.sentinel1.parse_s1_name`. One file is one product with one band,
+:func:`capmon.sources.naming.parse_s1_name`. One file is one product with one band,
 its polarisation. Values are returned as stored, with 0 (Sen4CAP's no data) as NaN:
 
 * AMP: linear amplitude ``sqrt(sigma0)``, ``info.properties["amplitude_convention"] =
@@ -30,6 +30,7 @@ from capmon.sources.model import (
     ProductType,
     sensor_code,
 )
+from capmon.sources.naming import S1ProductName, parse_s1_name
 from capmon.sources.raster import (
     BandFiles,
     BandSource,
@@ -38,7 +39,6 @@ from capmon.sources.raster import (
     grid_footprint,
     open_raster,
 )
-from capmon.synth.formats.sentinel1 import S1ProductName, parse_s1_name
 
 NODATA = 0.0
 AMPLITUDE_CONVENTION = "sen4cap_amplitude"

@@ -7,15 +7,23 @@ Bands are found through the assets' band lists, STAC 1.0 (``eo:bands`` + ``raste
 1.1 (``bands`` with ``eo:common_name``, ``scale``...), including multi-band assets (the file must
 have as many bands as the list). Canonical names come from common names: coastal B01, blue B02,
 green B03, red B04, rededge B05/B06/B07 (``rededge071/075/078`` or by centre wavelength), nir
-B08, nir08 B8A, nir09 B09, cirrus B10, swir16 B11, swir22 B12; Sentinel-2 band names (``B04``)
-take precedence for Sentinel-2 items. Landsat's single NIR band (nir08) is both B8A and B08, as
-in :mod:`capmon.sources.landsat`. ``scale``/``offset``/``nodata`` of the band lists are applied.
-When a band is in several assets, a single-band GeoTIFF wins over a JPEG 2000 or multi-band one.
+B08, nir08 B8A, nir09 B09, cirrus B10, swir16 B11, swir22 B12; Sentinel-2 band names (``B04``,
+``B4``, ``B04_10m``) and Landsat ones (``SR_B4``) take precedence. Landsat's single NIR band
+(nir08) is both B8A and B08, as in :mod:`capmon.sources.landsat`. When a band is in several
+assets, a single-band GeoTIFF wins over a JPEG 2000 or multi-band one (one file kept per
+declared resolution).
+
+No data: a pixel is no data where it equals the band's declared ``nodata`` (``raster:bands``
+or ``bands`` entry, else the asset's ``nodata``) or the file's own no-data value; both are
+honoured. ``scale``/``offset`` of the band (else of the asset) are applied.
 
 The sensor comes from ``platform`` (``sentinel-2a`` -> S2A, ``landsat-9`` -> L9); ``datetime``
-is required. The mask is the ``scl`` asset (Sentinel-2 L2A) or the ``qa_pixel`` asset (Landsat
-C2 L2) when the item has one; without a mask asset a pixel is valid where the finest band has
-data (``info.properties["mask"]`` says which).
+is required. The mask is the scene classification (an asset or a band of a multi-band asset
+named ``scl``/``SCL``/``SCL_20m``, Sentinel-2 L2A) or the ``qa_pixel`` layer (Landsat C2 L2),
+honouring its no-data values. An item without a mask is refused when read for statistics
+(:meth:`~capmon.sources.model.ProductReader.require_mask`), unless
+``MaskConfig(allow_unmasked=True)``: a pixel is then valid where the finest band has data
+(``info.properties["mask"]`` is ``none``, :attr:`StacReader.mask_source` None).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from shapely.geometry.base import BaseGeometry
 from capmon.errors import InputError, StorageError
 from capmon.signals.masks import landsat_qa_valid, scl_valid
 from capmon.sources._optical import OpticalReader
+from capmon.sources.landsat import OLI_BANDS, TM_BANDS
 from capmon.sources.model import (
     DEFAULT_MASK_CONFIG,
     S2_BAND_NAMES,
@@ -50,7 +59,7 @@ from capmon.sources.model import (
     ProductType,
     sensor_code,
 )
-from capmon.sources.raster import BandFiles, BandSource, Calibration, Rows
+from capmon.sources.raster import BandFiles, BandSource, Calibration, Rows, no_data
 from capmon.sources.sen2cor import canonical_band
 
 COMMON_NAMES = {
@@ -72,6 +81,13 @@ COMMON_NAMES = {
 LANDSAT_ALIASES = {"B08": "B8A"}
 SCL = "SCL"
 QA_PIXEL = "QA_PIXEL"
+_MASK_NAMES = (
+    (SCL, re.compile(r"^(?:scl(?:_\d+m)?|scene[_ ]?classification(?:[_ ]map)?)$", re.IGNORECASE)),
+    (QA_PIXEL, re.compile(r"^qa[_ ]?pixel$", re.IGNORECASE)),
+)
+"""Names of the mask layers, as asset keys or band names (``scl``, ``SCL_20m``, ``qa_pixel``)."""
+_S2_NAME = re.compile(r"^(B0?\d{1,2}A?)(?:_\d+m)?$", re.IGNORECASE)
+_LANDSAT_NAME = re.compile(r"^SR_B(\d{1,2})$", re.IGNORECASE)
 _SKIPPED_ROLES = frozenset({"thumbnail", "overview", "visual", "metadata"})
 _REMOTE = frozenset({"http", "https", "s3", "gs", "az", "ftp"})
 
@@ -154,9 +170,15 @@ class StacReader(OpticalReader):
         sources: dict[str, list[BandSource]] = {}
         chosen: dict[str, str] = {}
         for band, entries in candidates.items():
-            best = min(entries, key=lambda e: (not e.single, not e.tiff))
-            sources[band] = [best.source]
-            chosen[band] = best.asset
+            rank = min((not e.single, not e.tiff) for e in entries)
+            best = [e for e in entries if (not e.single, not e.tiff) == rank]
+            kept = [best[0]]
+            for entry in best[1:]:  # the same band at other declared resolutions
+                resolutions = {k.source.resolution for k in kept}
+                if None not in resolutions and entry.source.resolution not in resolutions:
+                    kept.append(entry)
+            sources[band] = [entry.source for entry in kept]
+            chosen[band] = kept[0].asset
         bands_stored = [b for b in S2_BAND_NAMES if b in sources]
         if not bands_stored:
             raise InputError(f"STAC item {path} has no asset with a known optical band")
@@ -166,7 +188,9 @@ class StacReader(OpticalReader):
                 a: t for a, t in LANDSAT_ALIASES.items() if a not in sources and t in sources
             }
         bands = tuple(b for b in S2_BAND_NAMES if b in sources or b in aliases)
-        mask = SCL if SCL in sources else QA_PIXEL if QA_PIXEL in sources else "data"
+        mask = SCL if SCL in sources else QA_PIXEL if QA_PIXEL in sources else None
+        self._mask = mask
+        self._assets = tuple(key for key in item.assets)
         self._item = item
         self._path = path
         info = ProductInfo(
@@ -184,7 +208,7 @@ class StacReader(OpticalReader):
             properties={
                 "format": "STAC",
                 "collection": item.collection_id,
-                "mask": mask.lower(),
+                "mask": mask.lower() if mask is not None else "none",
                 "assets": chosen,
                 "generation_time": _generation_time(item.properties),
                 "cloud_cover": _number(item.properties.get("eo:cloud_cover")),
@@ -198,17 +222,35 @@ class StacReader(OpticalReader):
         config: MaskConfig = DEFAULT_MASK_CONFIG,
         rows: Rows | None = None,
     ) -> npt.NDArray[np.bool_]:
-        """The SCL or QA_PIXEL rules of :mod:`capmon.signals.masks`; without a mask asset,
-        valid where the finest band has data (decoding that band)."""
+        """The SCL or QA_PIXEL rules of :mod:`capmon.signals.masks`, the mask layer's no-data
+        pixels invalid; without a mask, an InputError unless ``config.allow_unmasked`` (then
+        valid where the finest band has data, decoding that band)."""
+        layer = self._mask
+        if layer is None:
+            return self.unmasked_valid(resolution, config, rows)
         grid = self.grid(resolution)
-        if SCL in self.files.sources:
-            return self.files.read_mask(SCL, grid, lambda scl: scl_valid(scl, config.scl), rows)
-        if QA_PIXEL in self.files.sources:
-            return self.files.read_mask(
-                QA_PIXEL, grid, lambda qa: landsat_qa_valid(qa, config.landsat), rows
-            )
-        finest = min(self._stored_bands, key=lambda b: self.files.native(b)[1])
-        return np.asarray(~np.isnan(self.files.read(finest, grid, rows)), dtype=np.bool_)
+        nodata = self.files.nodata_values(layer, grid.resolution[0])
+
+        def decode(stored: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+            if layer == SCL:
+                valid = scl_valid(stored, config.scl)
+            else:
+                valid = landsat_qa_valid(stored, config.landsat)
+            missing = no_data(stored, nodata)
+            return valid if missing is None else valid & ~missing
+
+        return self.files.read_mask(layer, grid, decode, rows)
+
+    @property
+    def mask_source(self) -> str | None:
+        return self._mask
+
+    @property
+    def mask_searched(self) -> str:
+        return (
+            f"the STAC item {self._path} has no asset and no band named scl / SCL / SCL_20m "
+            f"(scene classification) or qa_pixel (assets: {', '.join(self._assets)})"
+        )
 
     def angles(self) -> Angles:
         """``view:sun_elevation``/``view:sun_azimuth`` and ``view:incidence_angle`` (or
@@ -281,11 +323,15 @@ def _asset_bands(
             continue
         if href is None:
             href = _local_path(asset.href, item_path.parent, what=f"asset {key!r} of {item_path}")
-        calibration = Calibration(
-            scale=_field(raster, "scale", 1.0),
-            offset=_field(raster, "offset", 0.0),
-            nodata=_nodata(raster.get("nodata", descriptor.get("nodata"))),
-        )
+        nodata = _nodata(raster.get("nodata", descriptor.get("nodata", fields.get("nodata"))))
+        if band in (SCL, QA_PIXEL):
+            calibration = Calibration(nodata=nodata)  # masks are read as stored
+        else:
+            calibration = Calibration(
+                scale=_field(raster, "scale", _field(fields, "scale", 1.0)),
+                offset=_field(raster, "offset", _field(fields, "offset", 0.0)),
+                nodata=nodata,
+            )
         resolution = _number(raster.get("spatial_resolution")) or _number(fields.get("gsd"))
         source = BandSource(href, calibration, resolution, index + 1, count)
         media = (asset.media_type or "").lower()
@@ -294,16 +340,30 @@ def _asset_bands(
 
 
 def _canonical(key: str, band: Mapping[str, Any], sensor: str, *, single: bool) -> str | None:
-    """The canonical name of a band descriptor (or the mask layers SCL / QA_PIXEL)."""
-    name = str(band.get("name") or (key if single else "")).strip()
-    upper_key = key.strip().upper()
-    if single and (upper_key in (SCL, QA_PIXEL) or name.upper() in (SCL, QA_PIXEL)):
-        return upper_key if upper_key in (SCL, QA_PIXEL) else name.upper()
-    if sensor.startswith("S2") and re.fullmatch(r"B0?\d{1,2}A?", name.upper()):
-        return canonical_band(name)
-    common = str(band.get("common_name") or band.get("eo:common_name") or "").strip().lower()
-    if not common and single:
-        common = key.strip().lower()
+    """The canonical name of a band descriptor, or the mask layers SCL / QA_PIXEL (also inside
+    a multi-band asset); the asset key names a single-band asset whose band has no name."""
+    name = str(band.get("name") or "").strip()
+    common = str(band.get("common_name") or band.get("eo:common_name") or "").strip()
+    names = [text for text in (name, key.strip() if single else "") if text]
+    for layer, pattern in _MASK_NAMES:
+        if any(pattern.match(text) for text in (*names, common)):
+            return layer
+    for text in names:
+        if sensor.startswith("S2") and (match := _S2_NAME.match(text)) is not None:
+            return canonical_band(match[1])
+        if sensor.startswith("L") and (match := _LANDSAT_NAME.match(text)) is not None:
+            numbers = OLI_BANDS if int(sensor[1:]) >= 8 else TM_BANDS
+            by_number = {number: canonical for canonical, number in numbers.items()}
+            return by_number.get(int(match[1]))
+    for text in (common, *names):
+        mapped = _common_band(text.lower(), band, sensor)
+        if mapped is not None:
+            return mapped
+    return None
+
+
+def _common_band(common: str, band: Mapping[str, Any], sensor: str) -> str | None:
+    """The canonical band of an ``eo:common_name`` (``rededge`` by its centre wavelength)."""
     if common == "rededge":
         wavelength = _number(band.get("center_wavelength") or band.get("eo:center_wavelength"))
         if wavelength is None:

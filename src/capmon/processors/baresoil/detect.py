@@ -87,9 +87,14 @@ def optical_observations(rows: pd.DataFrame, model: BareSoilModel) -> pd.DataFra
     optical = rows[rows["signal"].isin(FEATURES)]
     if optical.empty:
         return pd.DataFrame(columns=list(OBSERVATION_COLUMNS))
+    # a row whose count or pixels the MDB does not know (null or 0: an imported MDB of means)
+    # counts as fully valid: the tool that computed it kept it as an observation
+    count = optical["count"].astype(float)
+    pixels = optical["pixels"].astype(float)
+    known = (count > 0) & (pixels > 0)
     frame = optical.assign(
         date=pd.to_datetime(optical["date"]).astype("datetime64[ns]"),
-        valid=optical["count"].astype(float) / optical["pixels"].clip(lower=1).astype(float),
+        valid=(count / pixels.where(known, 1.0)).where(known, 1.0),
     )
     wide = frame.pivot_table(
         index=["parcel_id", "date"], columns="signal", values="mean", aggfunc="mean"

@@ -47,10 +47,14 @@ class BareSoilParameters(BaseModel):
     chunk_parcels: int = Field(
         default=20000, ge=1, description="Parcels read from the MDB and processed at once."
     )
-    mdb: Path | None = Field(default=None, description="An MDB folder instead of the season's MDB.")
+    mdb: Path | None = Field(
+        default=None,
+        description="An MDB folder instead of the season's MDB (on files: required).",
+    )
     parcels: Path | None = Field(
         default=None,
-        description="A parcels table (GeoParquet of an import) instead of the stored one.",
+        description="A parcels table (GeoParquet of an import) instead of the stored one; on files "
+        "(with --out) any vector file, ids in --parcel-id-col.",
     )
 
     @model_validator(mode="after")

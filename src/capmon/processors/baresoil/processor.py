@@ -10,7 +10,8 @@ newest declarations of the season's year, and writes ``<home>/products/<site>/ba
 * ``compliance.csv``: per parcel and soil-cover window: COMPLIANT, NOT_COMPLIANT or NO_DATA;
 * ``report.json``: parameters, model, counts, notes;
 
-and a catalogue product of type ``s4c_baresoil``.
+and a catalogue product of type ``s4c_baresoil`` (on files, ``--mdb --parcels --out``: the
+folder ``--out`` and no catalogue row, see :mod:`capmon.processors.files`).
 """
 
 from __future__ import annotations
@@ -39,13 +40,7 @@ from capmon.processors.baresoil.products import (
     TableAppender,
 )
 from capmon.processors.chunks import chunked, map_chunks
-from capmon.processors.common import (
-    new_product_folder,
-    product_name,
-    register_product,
-    season_mdb,
-    season_parcels,
-)
+from capmon.processors.files import product_folder, record_product
 from capmon.processors.registry import (
     Processor,
     ProcessorInput,
@@ -81,18 +76,17 @@ def _detect_chunk(
 
 
 def run(context: RunContext, parameters: BareSoilParameters) -> RunResult:
-    """Classify every parcel and dekad of the season, write the product and register it."""
-    season = context.season
-    if season is None:
-        raise InputError("baresoil needs a season")
-    workspace, site = context.workspace, context.site
-    year = season.end_date.year
+    """Classify every parcel and dekad of the season, write the product and register it (on
+    files: write it to ``--out``)."""
+    from capmon.processors.files import run_parcels, run_season_and_mdb
+
+    season, mdb = run_season_and_mdb(context, parameters.mdb, "baresoil")
+    year = season.year
     start = parameters.start or season.start_date
     end = parameters.end or season.end_date
     if end < start:
         raise InputError(f"--end {end} is before --start {start}")
-    parcels = season_parcels(workspace, site, year, parameters.parcels)
-    mdb = season_mdb(workspace, site, season.name, year, parameters.mdb)
+    parcels = run_parcels(context, parameters.parcels, year, mdb)
     model = parameters.bare_soil_model()
     radar = parameters.radar_model()
     window = parameters.cover_window()
@@ -102,9 +96,7 @@ def run(context: RunContext, parameters: BareSoilParameters) -> RunResult:
     )
     ids = np.sort(parcels["NewID"].to_numpy(np.int64))
 
-    folder = new_product_folder(
-        workspace, site, PROCESSOR_ID, product_name("BARESOIL", site, start, end)
-    )
+    folder = product_folder(context, PROCESSOR_ID, "BARESOIL", start, end)
     totals: dict[str, int] = {}
     notes: list[str] = []
     first_seen: date | None = None
@@ -161,7 +153,7 @@ def run(context: RunContext, parameters: BareSoilParameters) -> RunResult:
             "notes": notes,
         }
         (tmp / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    register_product(workspace, site, folder, PRODUCT_TYPE, start, end, report)
+    record_product(context, folder, PRODUCT_TYPE, start, end, report)
     context.progress(1.0, "done")
     observed = totals.get("dekads_bare", 0) + totals.get("dekads_veg", 0)
     summary = (
@@ -225,5 +217,6 @@ BARESOIL = register(
         ),
         schedule=Schedule(kind="every", first="start", offset_days=10, every_days=10),
         run=run,
+        runs_on_files=True,
     )
 )

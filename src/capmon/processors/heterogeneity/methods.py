@@ -93,8 +93,14 @@ def cv_method(
     if persistence < 1:
         raise InputError(f"persistence must be >= 1, not {persistence}")
     ndvi = rows[rows["signal"] == "NDVI"]
-    valid = ndvi["count"].astype(float) / ndvi["pixels"].clip(lower=1).astype(float)
-    usable = ndvi[(valid >= min_valid) & (ndvi["mean"] >= min_ndvi) & ndvi["stdev"].notna()]
+    # A row's valid share is tested where the MDB knows its count and pixels (an imported MDB
+    # may not: null or 0); a CV needs a stdev, so means-only rows and one-pixel rows give no vote.
+    count = ndvi["count"].astype(float)
+    pixels = ndvi["pixels"].astype(float)
+    known = (count > 0) & (pixels > 0)
+    share_ok = ~known | (count / pixels.where(known, 1.0) >= min_valid)
+    spread = ndvi["stdev"].notna() & ~((count > 0) & (count < 2))
+    usable = ndvi[share_ok & (ndvi["mean"] >= min_ndvi) & spread]
     cv = usable["stdev"] / usable["mean"]
     votes: dict[int, list[tuple[date, float]]] = {}
     for pid, day, value in zip(usable["parcel_id"], usable["date"], cv, strict=True):

@@ -26,7 +26,8 @@ import pandas as pd
 from rasterio.warp import Resampling, reproject
 
 from capmon.errors import InputError
-from capmon.mdb.labels import PixelGrid, parcel_pixels
+from capmon.grid import PixelGrid
+from capmon.mdb.labels import parcel_pixels
 from capmon.mdb.stats import ParcelPixels
 from capmon.processors.heterogeneity.methods import DateImage
 from capmon.signals.compute import compute_signals

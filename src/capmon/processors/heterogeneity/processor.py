@@ -5,7 +5,8 @@ Writes ``<home>/products/<site>/heterogeneity/<name>/`` with ``heterogeneity.csv
 flag, score and triggering dates of each method, number of methods agreeing, majority flag),
 ``clusters.gpkg`` (the k-means clusters of the parcels flagged by any method, vectorised, at
 the date where their two main clusters differ most) and ``report.json``; catalogue type
-``s4c_heterogeneity``.
+``s4c_heterogeneity``. On files (``--mdb --parcels --out``, see
+:mod:`capmon.processors.files`) only the ``cv`` method runs: the others read a site's products.
 """
 
 from __future__ import annotations
@@ -28,13 +29,7 @@ from capmon.errors import InputError
 from capmon.processors.baresoil.products import (
     write_product_folder,
 )
-from capmon.processors.common import (
-    new_product_folder,
-    product_name,
-    register_product,
-    season_mdb,
-    season_parcels,
-)
+from capmon.processors.files import product_folder, record_product
 from capmon.processors.heterogeneity.methods import (
     ClusterLabels,
     DateImage,
@@ -103,32 +98,47 @@ class HeterogeneityParameters(BaseModel):
     cohe_max_days: int = Field(
         default=6, ge=0, description="Coherence pair at most this many days from the S2 date."
     )
-    mdb: Path | None = Field(default=None, description="An MDB folder instead of the season's MDB.")
+    mdb: Path | None = Field(
+        default=None,
+        description="An MDB folder instead of the season's MDB (on files: required).",
+    )
     parcels: Path | None = Field(
         default=None,
-        description="A parcels table (GeoParquet of an import) instead of the stored one.",
+        description="A parcels table (GeoParquet of an import) instead of the stored one; on files "
+        "(with --out) any vector file, ids in --parcel-id-col.",
     )
 
 
 def run(context: RunContext, parameters: HeterogeneityParameters) -> RunResult:
-    """Run the chosen methods on every parcel, write the product and register it."""
-    season = context.season
-    if season is None:
-        raise InputError("heterogeneity needs a season")
+    """Run the chosen methods on every parcel, write the product and register it (on files:
+    write it to ``--out``; the pixel methods need a site's products, so only ``cv`` runs)."""
+    from capmon.processors.files import run_parcels, run_season_and_mdb
+
+    notes: list[str] = []
+    if context.on_files:
+        pixel_methods = [m for m in parameters.methods if m != "cv"]
+        if "methods" in parameters.model_fields_set and pixel_methods:
+            raise InputError(
+                f"the {', '.join(pixel_methods)} method(s) read the L2A products of a site: run "
+                "`capmon run heterogeneity SITE SEASON`, or pass --methods cv on files"
+            )
+        parameters = parameters.model_copy(update={"methods": ["cv"]})
+        notes.append("run on files: the cv method only (mixture and cluster need a site)")
     if not parameters.methods:
         raise InputError("--methods needs at least one of cv, mixture, cluster")
     if "ndvi" not in parameters.cluster_features:
         raise InputError("--cluster-features must include ndvi (cohe_vv is an addition)")
-    workspace, site = context.workspace, context.site
-    year = season.end_date.year
-    parcels = season_parcels(workspace, site, year, parameters.parcels)
-    mdb = season_mdb(workspace, site, season.name, year, parameters.mdb)
+    season, mdb = run_season_and_mdb(context, parameters.mdb, "heterogeneity")
+    parcels = run_parcels(context, parameters.parcels, season.year, mdb)
     ids = sorted(parcels["NewID"].astype(int).tolist())
     context.progress(0.05, "reading NDVI statistics")
     rows = mdb.timeseries(ids, ["NDVI"], season.start_date, season.end_date)
     if rows.empty:
         raise InputError(f"the MDB {mdb.root} has no NDVI row for these parcels in the season")
-    notes: list[str] = []
+    if "cv" in parameters.methods and not rows["stdev"].notna().any():
+        notes.append(
+            "the MDB's NDVI rows have no stdev (means only): the cv method gives no vote (NR)"
+        )
     tables = [pd.DataFrame({"parcel_id": ids})]
     if "cv" in parameters.methods:
         tables.append(
@@ -207,17 +217,14 @@ def run(context: RunContext, parameters: HeterogeneityParameters) -> RunResult:
         "agreement": agreement,
         "notes": notes,
     }
-    folder = new_product_folder(
-        workspace, site, PROCESSOR_ID,
-        product_name("HETEROGENEITY", site, season.start_date, season.end_date),
-    )  # fmt: skip
+    folder = product_folder(
+        context, PROCESSOR_ID, "HETEROGENEITY", season.start_date, season.end_date
+    )
     writers = {"heterogeneity.csv": lambda p: result.to_csv(p, index=False)}
     if polygons is not None and not polygons.empty:
         writers["clusters.gpkg"] = lambda p: polygons.to_file(p, driver="GPKG", layer="clusters")
     written = write_product_folder(folder, writers, report)
-    register_product(
-        workspace, site, folder, PRODUCT_TYPE, season.start_date, season.end_date, report
-    )
+    record_product(context, folder, PRODUCT_TYPE, season.start_date, season.end_date, report)
     context.progress(1.0, "done")
     summary = f"{len(ids)} parcels: " + ", ".join(f"{v} {k}" for k, v in counts.items())
     return RunResult(
@@ -394,5 +401,6 @@ HETEROGENEITY = register(
         ),
         schedule=Schedule(kind="monthly", first="mid"),
         run=run,
+        runs_on_files=True,
     )
 )

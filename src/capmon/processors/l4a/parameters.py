@@ -82,10 +82,14 @@ class L4AParameters(BaseModel):
     folds: int = Field(default=5, ge=2, description="Folds of the cross-prediction.")
     seed: int = Field(default=42, description="Random seed of sampling, SMOTE and the classifier.")
     jobs: int = Field(default=-1, description="Parallel jobs of the classifier (-1: every core).")
-    mdb: Path | None = Field(default=None, description="An MDB folder instead of the season's MDB.")
+    mdb: Path | None = Field(
+        default=None,
+        description="An MDB folder instead of the season's MDB (on files: required).",
+    )
     parcels: Path | None = Field(
         default=None,
-        description="A parcels table (GeoParquet of an import) instead of the stored one.",
+        description="A parcels table (GeoParquet of an import) instead of the stored one; on files "
+        "(with --out) any vector file, ids in --parcel-id-col.",
     )
     lut: Path | None = Field(
         default=None, description="A Sen4CAP LUT CSV instead of the stored one."

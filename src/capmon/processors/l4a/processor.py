@@ -3,27 +3,14 @@
 By default it reads the season's MDB, the newest declarations and the newest crop LUT of the
 season's year; ``--mdb``, ``--parcels`` and ``--lut`` replace any of them. The product is the
 folder ``<home>/products/<site>/l4a/<name>/`` (see :mod:`capmon.processors.l4a.outputs`) and a
-``product`` row of type ``s4c_l4a``.
+``product`` row of type ``s4c_l4a``. On files (``--mdb --parcels --out``, no site, see
+:mod:`capmon.processors.files`) it needs ``--crop-code-col`` and ``--lut``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import geopandas as gpd
-import pandas as pd
-
-from capmon.catalog.models import Site
-from capmon.errors import InputError
-from capmon.mdb.query import MarkersDatabase
-from capmon.processors.common import (
-    new_product_folder,
-    product_name,
-    register_product,
-    season_lut,
-    season_mdb,
-    season_parcels,
-)
 from capmon.processors.l4a.classify import CONFORM, NOT_CONFORM, L4AResult, classify_crops
 from capmon.processors.l4a.outputs import report, write_l4a_product
 from capmon.processors.l4a.parameters import L4AParameters
@@ -36,29 +23,27 @@ from capmon.processors.registry import (
     Schedule,
     register,
 )
-from capmon.workspace import Workspace
 
 PRODUCT_TYPE = "s4c_l4a"
 
 
-def _inputs(
-    workspace: Workspace, site: Site, season_name: str, year: int, parameters: L4AParameters
-) -> tuple[MarkersDatabase, gpd.GeoDataFrame, pd.DataFrame]:
-    return (
-        season_mdb(workspace, site, season_name, year, parameters.mdb),
-        season_parcels(workspace, site, year, parameters.parcels),
-        season_lut(workspace, site, year, parameters.lut),
+def run(context: RunContext, parameters: L4AParameters) -> RunResult:
+    """Classify the season's parcels, write the product and register it (on files: write it
+    to ``--out``; the declared crop codes and the LUT are then required)."""
+    from capmon.processors.files import (
+        product_folder,
+        record_product,
+        run_lut,
+        run_parcels,
+        run_season_and_mdb,
     )
 
-
-def run(context: RunContext, parameters: L4AParameters) -> RunResult:
-    """Classify the season's parcels, write the product and register it."""
-    season = context.season
-    if season is None:
-        raise InputError("L4A needs a season")
-    workspace, site = context.workspace, context.site
-    year = season.end_date.year
-    mdb, parcels, lut = _inputs(workspace, site, season.name, year, parameters)
+    season, mdb = run_season_and_mdb(context, parameters.mdb, "L4A")
+    year = season.year
+    needs = "L4A learns the declared crop types"
+    parcels = run_parcels(context, parameters.parcels, year, mdb, crop_codes=needs)
+    lut = run_lut(context, parameters.lut, year, required=f"{needs} of the LUT's classes")
+    assert lut is not None
 
     def progress(fraction: float, message: str) -> None:
         context.progress(0.05 + 0.85 * fraction, message)
@@ -69,21 +54,13 @@ def run(context: RunContext, parameters: L4AParameters) -> RunResult:
         progress=progress,
     )  # fmt: skip
     now = datetime.now(UTC)
-    folder = new_product_folder(
-        workspace, site, "l4a", product_name("L4A", site, result.first_date, result.last_date, now)
-    )
+    folder = product_folder(context, "l4a", "L4A", result.first_date, result.last_date)
     context.progress(0.92, "writing the product")
     files = write_l4a_product(
         result, folder, now.strftime("%m%d_%H%M"), geometries=parcels[["NewID", "geometry"]]
     )
-    register_product(
-        workspace,
-        site,
-        folder,
-        PRODUCT_TYPE,
-        result.first_date,
-        result.last_date,
-        report(result),
+    record_product(
+        context, folder, PRODUCT_TYPE, result.first_date, result.last_date, report(result)
     )
     context.progress(1.0, "done")
     return RunResult(
@@ -153,5 +130,6 @@ L4A = register(
         ),
         schedule=Schedule(kind="monthly", first="mid"),
         run=run,
+        runs_on_files=True,
     )
 )

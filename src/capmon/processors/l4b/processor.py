@@ -11,14 +11,16 @@ season start) to ``--until`` (default: the season end) and writes the product
 Near-real-time: a run continues from the newest earlier L4B product of the same season, method,
 sensors and parcels whose period ended before ``--until`` (``--no-incremental`` starts over).
 It keeps that product's detections and adds those revealed by acquisitions after its last date.
-Scheduled as Sen4CAP's: monthly, the first run 31 days after the season start.
+Scheduled as Sen4CAP's: monthly, the first run 31 days after the season start. On files
+(``--mdb --parcels --out``, no site, see :mod:`capmon.processors.files`) a run starts over,
+and without ``--lut`` every given parcel is analysed as grassland.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -30,15 +32,8 @@ from sqlalchemy import select
 
 from capmon.catalog.models import Product, Site
 from capmon.errors import InputError
-from capmon.mdb.query import MarkersDatabase, open_mdb
-from capmon.processors.common import (
-    new_product_folder,
-    product_name,
-    register_product,
-    season_lut,
-    season_mdb_folder,
-    season_parcels,
-)
+from capmon.mdb.query import MarkersDatabase
+from capmon.processors.files import product_folder, record_product
 from capmon.processors.l4b import capmon_method, sen4cap
 from capmon.processors.l4b.compliance import compliance_code
 from capmon.processors.l4b.config import L4BConfig, default_l4b_config, read_l4b_config
@@ -95,10 +90,14 @@ class L4BParameters(BaseModel):
     incremental: bool = Field(
         default=True, description="Continue from the previous L4B product of the season (NRT)."
     )
-    mdb: Path | None = Field(default=None, description="An MDB folder instead of the season's MDB.")
+    mdb: Path | None = Field(
+        default=None,
+        description="An MDB folder instead of the season's MDB (on files: required).",
+    )
     parcels: Path | None = Field(
         default=None,
-        description="A parcels table (GeoParquet of an import) instead of the stored one.",
+        description="A parcels table (GeoParquet of an import) instead of the stored one; on files "
+        "(with --out) any vector file, ids in --parcel-id-col.",
     )
     lut: Path | None = Field(
         default=None, description="A Sen4CAP LUT CSV instead of the stored one."
@@ -284,18 +283,6 @@ def _as_date(day: np.datetime64 | None) -> date | None:
     return None if day is None else pd.Timestamp(day).date()
 
 
-def _inputs(
-    workspace: Workspace, site: Site, season_name: str, year: int, parameters: L4BParameters
-) -> tuple[MarkersDatabase, gpd.GeoDataFrame, pd.DataFrame, str]:
-    parcels = season_parcels(workspace, site, year, parameters.parcels)
-    parcels_key = str(Path(parameters.parcels).resolve()) if parameters.parcels else ""
-    lut = season_lut(workspace, site, year, parameters.lut)
-    if parameters.mdb is not None:
-        return open_mdb(parameters.mdb), parcels, lut, parcels_key or str(parameters.mdb)
-    folder = season_mdb_folder(workspace, site, season_name, year)
-    return open_mdb(folder), parcels, lut, parcels_key or folder.name  # declarations-<id>
-
-
 def _previous(
     workspace: Workspace, site: Site, key: dict[str, Any], until: date
 ) -> tuple[date, pd.DataFrame, pd.DataFrame, str] | None:
@@ -342,34 +329,53 @@ def figures(result: L4BResult) -> dict[str, Any]:
 
 
 def run(context: RunContext, parameters: L4BParameters) -> RunResult:
-    """Detect the season's mowings, write the product and register it."""
-    season = context.season
-    if season is None:
-        raise InputError("L4B needs a season")
-    workspace, site = context.workspace, context.site
-    year = season.end_date.year
+    """Detect the season's mowings, write the product and register it (on files: write it to
+    ``--out``; without ``--lut`` every parcel is taken as grassland)."""
+    from capmon.processors.files import run_lut, run_parcels, run_season_and_mdb
+
+    context.progress(0.0, "reading the inputs")
+    season, mdb = run_season_and_mdb(context, parameters.mdb, "L4B")
+    year = season.year
     start = parameters.start or season.start_date
     until = parameters.until or season.end_date
     if until < start:
         raise InputError(f"--until {until} is before the mowing start {start}")
-    context.progress(0.0, "reading the inputs")
-    mdb, parcels, lut, parcels_key = _inputs(workspace, site, season.name, year, parameters)
-    config_path = parameters.config or latest_l4b_config(workspace, site, year)
+    parcels = run_parcels(context, parameters.parcels, year, mdb)
+    parcels_key = str(Path(parameters.parcels).resolve()) if parameters.parcels else ""
+    parcels_key = parcels_key or (str(parameters.mdb) if parameters.mdb else mdb.root.name)
+    lut = run_lut(context, parameters.lut, year)
+    notes: list[str] = []
+    config_path = parameters.config
+    if config_path is None and not context.on_files:
+        config_path = latest_l4b_config(context.workspace, context.site, year)
     config = (
         read_l4b_config(config_path)
         if config_path is not None
-        else default_l4b_config(grassland_classes(lut))
+        else default_l4b_config(grassland_classes(lut) if lut is not None else [])
     )
+    if lut is None:
+        if config.ctnum_filter:
+            raise InputError(
+                f"the L4B config's CTNUM_FILTER {list(config.ctnum_filter)} selects parcels by "
+                "crop class: pass --lut FILE and --crop-code-col COLUMN"
+            )
+        lut = pd.DataFrame({"ori_crop": pd.Series(dtype="string"), "ctnum": []})
+        notes.append("no crop LUT: every parcel is analysed as grassland (CTnum -1)")
     selection = grassland_parcels(parcels, lut, config)
     if selection.empty:
+        where = repr(context.site.name) if not context.on_files else str(parameters.parcels)
         raise InputError(
-            f"no parcel of {site.name!r} {year} has a grassland class "
+            f"no parcel of {where} {year} has a grassland class "
             f"(CTNUM_FILTER {list(config.ctnum_filter) or 'empty'})"
         )
     key = {"season": season.name, "method": parameters.method, "sensors": parameters.sensors,
            "parcels_key": parcels_key, "start": start.isoformat(),
            "config": str(config_path.resolve()) if config_path else None}  # fmt: skip
-    previous = _previous(workspace, site, key, until) if parameters.incremental else None
+    previous = (
+        _previous(context.workspace, context.site, key, until)
+        if parameters.incremental and not context.on_files
+        else None
+    )
 
     def progress(fraction: float, message: str) -> None:
         context.progress(0.05 + 0.85 * fraction, message)
@@ -378,12 +384,10 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
         mdb, selection, config, method=parameters.method, sensors=parameters.sensors,
         start=start, until=until, previous=previous[:3] if previous else None, progress=progress,
     )  # fmt: skip
+    result.notes[:0] = notes
     if previous is not None:
         result.notes.insert(0, f"continued from {previous[3]} (acquisitions after {previous[0]})")
-    now = datetime.now(UTC)
-    folder = new_product_folder(
-        workspace, site, "l4b", product_name("L4B", site, result.first_date, result.last_date, now)
-    )
+    folder = product_folder(context, "l4b", "L4B", result.first_date, result.last_date)
     report = key | {"until": until.isoformat(), "parameters": parameters.model_dump(mode="json"),
                     "config_source": str(config.source) if config.source else "default",
                     "ctnum_filter": list(config.ctnum_filter), **figures(result)}  # fmt: skip
@@ -392,15 +396,7 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
         folder, result.layer, result.events, result.candidates, events_frame(result.events),
         report, parameters.sensors,
     )  # fmt: skip
-    register_product(
-        workspace,
-        site,
-        folder,
-        PRODUCT_TYPE,
-        result.first_date,
-        result.last_date,
-        report,
-    )
+    record_product(context, folder, PRODUCT_TYPE, result.first_date, result.last_date, report)
     context.progress(1.0, "done")
     numbers = figures(result)
     return RunResult(
@@ -441,5 +437,6 @@ L4B = register(
         ),
         schedule=Schedule(kind="monthly", first="start", offset_days=31),
         run=run,
+        runs_on_files=True,
     )
 )

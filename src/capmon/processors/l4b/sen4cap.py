@@ -202,10 +202,13 @@ def _pair_first_dates(matrix: SeriesMatrix, s1: S1Settings) -> np.ndarray:
 
 
 def _parcel_pixels(matrix: SeriesMatrix) -> F64:
+    # counts of 0 or NaN are unknown (an imported MDB of means): such parcels get 0 (no floor)
     counts = np.where(matrix.counts > 0, matrix.counts, np.nan)
-    with np.errstate(all="ignore"):
-        out: F64 = np.nanmedian(counts, axis=1) if counts.shape[1] else np.full(len(counts), 0.0)
-    return np.where(np.isfinite(out), out, 0.0)
+    out: F64 = np.zeros(len(counts))
+    known = np.isfinite(counts).any(axis=1) if counts.shape[1] else np.zeros(len(counts), bool)
+    if known.any():
+        out[known] = np.nanmedian(counts[known], axis=1)
+    return out
 
 
 def s1_clock(direction: str | None, s1: S1Settings) -> time:

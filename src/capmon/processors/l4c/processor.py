@@ -5,12 +5,13 @@ season's MDB, the newest declarations and LUT of the season's year, the newest p
 imported with ``capmon practices import`` (or ``--practices FILE``) and the newest L4C config
 (or ``--config FILE``, else Sen4CAP's defaults), runs the time-series analysis and writes the
 product ``<home>/products/<site>/l4c/<name>/`` (see :mod:`capmon.processors.l4c.outputs`) with
-a ``product`` row of type ``s4c_l4c``.
+a ``product`` row of type ``s4c_l4c``. On files (``--mdb --parcels --out``, no site, see
+:mod:`capmon.processors.files`) the practice table is ``--practices FILE``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -19,14 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from capmon.catalog.models import Site
 from capmon.errors import InputError, NotFoundError
-from capmon.parcels import load_lut, prepare_lut
-from capmon.processors.common import (
-    new_product_folder,
-    product_name,
-    register_product,
-    season_mdb,
-    season_parcels,
-)
+from capmon.parcels import load_lut
+from capmon.processors.files import product_folder, record_product
 from capmon.processors.l4c.analysis import (
     MIN_COHERENCE_VALUES,
     AnalysisSettings,
@@ -103,10 +98,14 @@ class L4CParameters(BaseModel):
         ge=0,
         description="A parcel needs more coherence values than this (else NR).",
     )
-    mdb: Path | None = Field(default=None, description="An MDB folder instead of the season's MDB.")
+    mdb: Path | None = Field(
+        default=None,
+        description="An MDB folder instead of the season's MDB (on files: required).",
+    )
     parcels: Path | None = Field(
         default=None,
-        description="A parcels table (GeoParquet of an import) instead of the stored one.",
+        description="A parcels table (GeoParquet of an import) instead of the stored one; on files "
+        "(with --out) any vector file, ids in --parcel-id-col.",
     )
     lut: Path | None = Field(
         default=None, description="A Sen4CAP LUT CSV instead of the stored one."
@@ -128,12 +127,18 @@ class L4CParameters(BaseModel):
 
 
 def _practice_table(
-    workspace: Workspace, site: Site, year: int, parameters: L4CParameters, parcels: pd.DataFrame
+    context: RunContext, year: int, parameters: L4CParameters, parcels: pd.DataFrame
 ) -> PracticeTable:
     code = parameters.practice_code
     if parameters.practices is not None:
         table = read_practice_csv(parameters.practices, code)
         return match_parcels(table, parcels)
+    if context.on_files:
+        raise InputError(
+            f"L4C analyses the parcels of a {PRACTICE_NAMES[code]} practice table: pass "
+            "--practices FILE (a Sen4CAP practice CSV)"
+        )
+    workspace, site = context.workspace, context.site
     stored = stored_practices(workspace, site.name, year, code)
     if stored is None:
         raise NotFoundError(
@@ -144,32 +149,33 @@ def _practice_table(
 
 
 def _config(
-    workspace: Workspace, site: Site, year: int, parameters: L4CParameters
+    context: RunContext, year: int, parameters: L4CParameters
 ) -> tuple[L4CConfig, str | None]:
     if parameters.config is not None:
         return read_l4c_config(parameters.config, year), None
-    stored = stored_config(workspace, site.name, year)
+    if context.on_files:
+        return default_config(year), None
+    stored = stored_config(context.workspace, context.site.name, year)
     if stored is None:
         return default_config(year), None
     return load_stored_config(stored)
 
 
 def run(context: RunContext, parameters: L4CParameters) -> RunResult:
-    """Analyse the season's practice table, write the product and register it."""
-    season = context.season
-    if season is None:
-        raise InputError("L4C needs a season")
-    workspace, site = context.workspace, context.site
-    year = season.end_date.year
-    parcels = season_parcels(workspace, site, year, parameters.parcels)
+    """Analyse the season's practice table, write the product and register it (on files:
+    write it to ``--out``; the practice table is then ``--practices``)."""
+    from capmon.processors.files import run_lut, run_parcels, run_season_and_mdb
+
+    season, mdb = run_season_and_mdb(context, parameters.mdb, "L4C")
+    year = season.year
+    parcels = run_parcels(context, parameters.parcels, year, mdb)
     lut = (
-        prepare_lut(parameters.lut).table
-        if parameters.lut is not None
-        else _stored_lut(workspace, site, year)
+        run_lut(context, parameters.lut, year)
+        if parameters.lut is not None or context.on_files
+        else _stored_lut(context.workspace, context.site, year)
     )
-    mdb = season_mdb(workspace, site, season.name, year, parameters.mdb)
-    table = _practice_table(workspace, site, year, parameters, parcels)
-    config, stored_country = _config(workspace, site, year, parameters)
+    table = _practice_table(context, year, parameters, parcels)
+    config, stored_country = _config(context, year, parameters)
     country = parameters.country or stored_country or DEFAULT_COUNTRY
     code = parameters.practice_code
     settings = AnalysisSettings(
@@ -194,12 +200,8 @@ def run(context: RunContext, parameters: L4CParameters) -> RunResult:
             f"no country given nor stored with a config: default rules, files named {country}"
         )
     result.notes.extend(f"config: {note}" for note in config.notes)
-    now = datetime.now(UTC)
-    folder = new_product_folder(
-        workspace,
-        site,
-        "l4c",
-        product_name(f"L4C_{PRACTICE_NAMES[code]}", site, result.first_date, result.last_date, now),
+    folder = product_folder(
+        context, "l4c", f"L4C_{PRACTICE_NAMES[code]}", result.first_date, result.last_date
     )
     context.progress(0.92, "writing the product")
     run_settings = {
@@ -220,15 +222,10 @@ def run(context: RunContext, parameters: L4CParameters) -> RunResult:
     files = write_l4c_product(
         result, folder, parcels=parcels, lut=lut, mdb3=parameters.mdb3, settings=run_settings
     )
-    register_product(
-        workspace,
-        site,
-        folder,
-        PRODUCT_TYPE,
-        result.first_date,
-        result.last_date,
+    record_product(
+        context, folder, PRODUCT_TYPE, result.first_date, result.last_date,
         report(result, run_settings),
-    )
+    )  # fmt: skip
     context.progress(1.0, "done")
     return RunResult(
         summary=_summary(result),
@@ -287,5 +284,6 @@ L4C = register(
         ),
         schedule=Schedule(kind="weekly", first="start"),
         run=run,
+        runs_on_files=True,
     )
 )

@@ -8,6 +8,8 @@ L4A product (the newest ``s4c_l4a`` product of the year's season in the catalogu
 ``--l4a YEAR=PATH``), its crop-type predictions as further evidence. The product
 ``<home>/products/<site>/multiannual/<name>/`` holds ``links.csv``, ``history.csv``,
 ``sequences.csv``, ``flags.csv`` and ``report.json``; its catalogue type is ``s4c_multiannual``.
+On files (no site): ``--parcels YEAR=FILE`` per year, one ``--lut``, ``--crop-code-col``, and
+``--mdb YEAR=DIR`` where a year has an MDB (see :mod:`capmon.processors.files`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import select
 
 from capmon.catalog.models import DeclarationSet, Product
@@ -29,12 +31,8 @@ from capmon.processors.baresoil.model import BareSoilModel, ThresholdModel, load
 from capmon.processors.baresoil.products import (
     write_product_folder,
 )
-from capmon.processors.common import (
-    new_product_folder,
-    product_name,
-    register_product,
-    season_mdb_folder,
-)
+from capmon.processors.common import declared_parcels, season_mdb_folder
+from capmon.processors.files import product_folder, record_product
 from capmon.processors.multiannual.history import (
     BEHAVIOUR_COLUMNS,
     FLAGS,
@@ -101,6 +99,19 @@ class MultiannualParameters(BaseModel):
     l4a_min_confidence: float = Field(
         default=0.7, ge=0, le=1, description="CT_conf_1 a prediction needs to count as evidence."
     )
+    parcels: list[str] = Field(
+        default_factory=list,
+        description=(
+            "YEAR=FILE: a year's parcels (on files any vector file, ids in --parcel-id-col, "
+            "crop codes in --crop-code-col) [the stored declarations]."
+        ),
+    )
+    mdb: list[str] = Field(
+        default_factory=list, description="YEAR=DIR: a year's MDB folder [the season's MDB]."
+    )
+    lut: Path | None = Field(
+        default=None, description="A crop LUT for every year [each year's stored LUT]."
+    )
 
     @field_validator("years")
     @classmethod
@@ -109,22 +120,22 @@ class MultiannualParameters(BaseModel):
             parse_years(value)
         return value
 
-    @field_validator("l4a")
+    @field_validator("l4a", "parcels", "mdb")
     @classmethod
-    def _l4a(cls, value: list[str]) -> list[str]:
-        parse_l4a_paths(value)
+    def _year_paths(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        parse_l4a_paths(value, f"--{info.field_name}")
         return value
 
 
-def parse_l4a_paths(entries: list[str]) -> dict[int, Path]:
-    """``["2023=/path/product", ...]`` as {year: path}."""
+def parse_l4a_paths(entries: list[str], option: str = "--l4a") -> dict[int, Path]:
+    """``["2023=/path/product", ...]`` as {year: path} (``option`` names them in errors)."""
     out: dict[int, Path] = {}
     for entry in entries:
         year, sep, path = entry.partition("=")
         if not sep or not year.strip().isdigit() or not path.strip():
-            raise InputError(f"--l4a must be YEAR=PATH, not {entry!r}")
+            raise InputError(f"{option} must be YEAR=PATH, not {entry!r}")
         if int(year) in out:
-            raise InputError(f"--l4a gives year {year.strip()} twice")
+            raise InputError(f"{option} gives year {year.strip()} twice")
         out[int(year)] = Path(path.strip())
     return out
 
@@ -153,11 +164,22 @@ def _stored_years(context: RunContext) -> list[int]:
 
 
 def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
-    """Link the years, classify and flag every parcel-year, write the product."""
-    workspace, site = context.workspace, context.site
-    years = parse_years(parameters.years) if parameters.years else _stored_years(context)
-    if not years:
-        raise NotFoundError(f"site {site.name!r} has no declarations")
+    """Link the years, classify and flag every parcel-year, write the product (on files: the
+    years of ``--parcels YEAR=FILE``, one ``--lut``, ``--mdb YEAR=DIR`` where given)."""
+    given_parcels = parse_l4a_paths(parameters.parcels)
+    if context.on_files:
+        if not given_parcels:
+            raise InputError("the multi-annual analysis on files needs --parcels YEAR=FILE for "
+                             "each year (at least two)")  # fmt: skip
+        chosen = parse_years(parameters.years) if parameters.years else sorted(given_parcels)
+        missing = [y for y in chosen if y not in given_parcels]
+        if missing:
+            raise InputError(f"--years {parameters.years}: no --parcels YEAR=FILE for {missing}")
+        years = chosen
+    else:
+        years = parse_years(parameters.years) if parameters.years else _stored_years(context)
+        if not years:
+            raise NotFoundError(f"site {context.site.name!r} has no declarations")
     model = load_model(parameters.model) if parameters.model is not None else ThresholdModel()
     parcels = {}
     tables = {}
@@ -165,11 +187,7 @@ def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
     l4a_used: dict[str, int] = {}
     for k, year in enumerate(years):
         context.progress(0.6 * k / len(years), f"declarations and MDB of {year}")
-        try:
-            frame = load_parcels(workspace, site.name, year)
-            lut = load_lut(workspace, site.name, year)
-        except NotFoundError as exc:
-            raise NotFoundError(f"multi-annual analysis of {years[0]}-{years[-1]}: {exc}") from exc
+        frame, lut = _year_inputs(context, year, years, given_parcels, parameters)
         parcels[year] = frame
         declared = declared_classes(frame, lut)
         behaviour = _year_behaviour(context, year, frame, model, parameters, notes)
@@ -225,9 +243,7 @@ def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
         "notes": notes,
     }
     first, last = date(years[0], 1, 1), date(years[-1], 12, 31)
-    folder = new_product_folder(
-        workspace, site, PROCESSOR_ID, product_name("MULTIANNUAL", site, first, last)
-    )
+    folder = product_folder(context, PROCESSOR_ID, "MULTIANNUAL", first, last)
     written = write_product_folder(
         folder,
         {
@@ -238,7 +254,7 @@ def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
         },
         report,
     )
-    register_product(workspace, site, folder, PRODUCT_TYPE, first, last, report)
+    record_product(context, folder, PRODUCT_TYPE, first, last, report)
     context.progress(1.0, "done")
     summary = (
         f"{len(years)} years ({years[0]}-{years[-1]}), "
@@ -252,6 +268,39 @@ def run(context: RunContext, parameters: MultiannualParameters) -> RunResult:
     )
 
 
+def _year_inputs(
+    context: RunContext,
+    year: int,
+    years: list[int],
+    given_parcels: dict[int, Path],
+    parameters: MultiannualParameters,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The parcels and LUT of ``year``: given files, else the site's stored ones."""
+    from capmon.processors.files import files_parcels, run_lut
+
+    path = given_parcels.get(year)
+    needs = "the multi-annual history classifies the declared crops"
+    try:
+        if context.on_files:
+            assert context.files is not None
+            assert path is not None
+            mdb = parse_l4a_paths(parameters.mdb).get(year)
+            frame = files_parcels(path, context.files, mdb, crop_codes=needs)
+        elif path is not None:
+            frame = declared_parcels(path)
+        else:
+            frame = load_parcels(context.workspace, context.site.name, year)
+        lut = (
+            run_lut(context, parameters.lut, year, required=needs)
+            if parameters.lut is not None or context.on_files
+            else load_lut(context.workspace, context.site.name, year)
+        )
+    except NotFoundError as exc:
+        raise NotFoundError(f"multi-annual analysis of {years[0]}-{years[-1]}: {exc}") from exc
+    assert lut is not None
+    return frame, lut
+
+
 def _year_behaviour(
     context: RunContext,
     year: int,
@@ -260,14 +309,26 @@ def _year_behaviour(
     parameters: MultiannualParameters,
     notes: list[str],
 ) -> pd.DataFrame:
-    with context.workspace.session() as session:
-        seasons = [
-            (s.name, s.start_date, s.end_date)
-            for s in get_site(session, context.site.name).seasons
-            if s.end_date.year == year
-        ]
+    seasons = [] if context.on_files else _year_seasons(context, year)
     ids = sorted(frame["NewID"].astype(int).tolist())
     empty = pd.DataFrame({"parcel_id": ids}).reindex(columns=list(BEHAVIOUR_COLUMNS))
+    given = parse_l4a_paths(parameters.mdb).get(year)
+    if given is not None:
+        from capmon.processors.files import mdb_dates
+
+        mdb = open_mdb(given)
+        first, last = mdb_dates(mdb, year)
+        if first is None or last is None:
+            notes.append(f"{year}: the MDB {given} has no row of {year}; declarations only")
+            return empty
+        return observed_behaviour(
+            mdb, ids, first, last, model=model,
+            min_observed_dekads=parameters.min_observed_dekads,
+            harvest_dekads=parameters.harvest_dekads,
+        )  # fmt: skip
+    if context.on_files:
+        notes.append(f"{year}: no --mdb {year}=DIR, no observed behaviour (declarations only)")
+        return empty
     if not seasons:
         notes.append(f"{year}: no season, no observed behaviour (declarations only)")
         return empty
@@ -287,6 +348,15 @@ def _year_behaviour(
     return behaviour
 
 
+def _year_seasons(context: RunContext, year: int) -> list[tuple[str, date, date]]:
+    with context.workspace.session() as session:
+        return [
+            (s.name, s.start_date, s.end_date)
+            for s in get_site(session, context.site.name).seasons
+            if s.end_date.year == year
+        ]
+
+
 def _year_predictions(
     context: RunContext,
     year: int,
@@ -299,7 +369,7 @@ def _year_predictions(
         return None
     path = parse_l4a_paths(parameters.l4a).get(year)
     if path is None:
-        path = _catalogue_l4a(context, year)
+        path = None if context.on_files else _catalogue_l4a(context, year)
         if path is None:
             notes.append(f"{year}: no L4A product, MDB behaviour only")
             return None
@@ -419,5 +489,6 @@ MULTIANNUAL = register(
         schedule=Schedule(kind="once", first="end"),
         run=run,
         needs_season=False,
+        runs_on_files=True,
     )
 )

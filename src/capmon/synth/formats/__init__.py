@@ -4,16 +4,15 @@ They turn arrays into the files that capmon's readers and GDAL open like downloa
 Sen2Cor L2A ``.SAFE`` folders (:mod:`.sen2cor`), MAJA / THEIA L2A folders (:mod:`.maja`) and
 Sen4CAP Sentinel-1 amplitude / coherence GeoTIFFs (:mod:`.sentinel1`). Every writer builds its
 product next to the target and renames it at the end, and refuses to replace an existing
-product unless ``overwrite=True``.
+product unless ``overwrite=True``. Product names are built with :mod:`capmon.sources.naming`,
+the module the readers parse them with.
 """
 
 from capmon.synth.formats.maja import (
     CLM_BITS,
     MAJA_BANDS,
     MG2_BITS,
-    MajaName,
     maja_product_name,
-    parse_maja_name,
     write_maja,
 )
 from capmon.synth.formats.sen2cor import (
@@ -21,17 +20,12 @@ from capmon.synth.formats.sen2cor import (
     S2_BANDS,
     SCL_CLASSES,
     S2Acquisition,
-    Sen2CorName,
     absolute_orbit,
-    parse_sen2cor_name,
     reflectance_to_dn,
     sen2cor_product_name,
     write_sen2cor_safe,
 )
 from capmon.synth.formats.sentinel1 import (
-    S1ProductName,
-    parse_s1_name,
-    s1_product_name,
     write_s1_amplitude,
     write_s1_coherence,
 )
@@ -43,17 +37,10 @@ __all__ = [
     "RESOLUTION_BANDS",
     "S2_BANDS",
     "SCL_CLASSES",
-    "MajaName",
-    "S1ProductName",
     "S2Acquisition",
-    "Sen2CorName",
     "absolute_orbit",
     "maja_product_name",
-    "parse_maja_name",
-    "parse_s1_name",
-    "parse_sen2cor_name",
     "reflectance_to_dn",
-    "s1_product_name",
     "sen2cor_product_name",
     "write_maja",
     "write_s1_amplitude",

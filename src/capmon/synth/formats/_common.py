@@ -1,4 +1,7 @@
-"""Helpers shared by the product writers: staged folders, raster files, grids, times, XML."""
+"""Helpers shared by the product writers: staged folders, raster files, grids, times, XML.
+
+The times of product names (``compact_time``, ``require_utc``) are in :mod:`capmon.sources.naming`.
+"""
 
 from __future__ import annotations
 
@@ -206,25 +209,6 @@ def nearest(array: npt.NDArray[Any], factor: int) -> npt.NDArray[Any]:
 
 # --------------------------------------------------------------------------------------------
 # Times
-
-
-def require_utc(value: object, name: str) -> datetime:
-    """``value`` as an aware UTC datetime; naive datetimes are refused (their zone is unknown)."""
-    if not isinstance(value, datetime):
-        raise InputError(f"{name} must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError(f"{name} must be timezone-aware (UTC), not naive: {value.isoformat()}")
-    return value.astimezone(UTC)
-
-
-def compact_time(value: datetime) -> str:
-    """``20240503T105031`` (UTC, whole seconds), as in product names."""
-    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
-
-
-def parse_compact_time(text: str) -> datetime:
-    """The UTC datetime of a ``20240503T105031`` name field."""
-    return datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
 
 
 def iso_ms(value: datetime) -> str:

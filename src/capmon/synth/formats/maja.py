@@ -17,11 +17,8 @@ Only a window of the tile is written; the metadata gives its corner and size per
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +26,7 @@ import numpy.typing as npt
 import pyproj
 
 from capmon.errors import InputError
+from capmon.sources.naming import MajaName, require_utc
 from capmon.synth.formats._common import (
     block_any,
     block_mean,
@@ -36,7 +34,6 @@ from capmon.synth.formats._common import (
     check_reflectance,
     fmt_float,
     iso_ms,
-    require_utc,
     staged_folder,
     write_raster,
     write_xml,
@@ -53,7 +50,6 @@ MAJA_BANDS: dict[str, tuple[str, ...]] = {
 GROUP_RESOLUTION = {"R1": 10, "R2": 20}
 REFLECTANCE_QUANTIFICATION = 10_000
 NODATA = -10_000
-PRODUCT_VERSION = "3-1"
 
 CLM_BITS = {
     "clouds_and_shadows": 0,
@@ -81,10 +77,6 @@ MG2_BITS = {
 }
 """Bits of the MG2 geophysical mask."""
 
-_NAME = re.compile(
-    r"^SENTINEL2(?P<spacecraft>[A-D])_(?P<date>\d{8})-(?P<time>\d{6})-(?P<ms>\d{3})_L2A"
-    r"_T(?P<tile>\d{2}[C-X][A-Z]{2})_(?P<kind>[A-Z])_V(?P<version>\d+-\d+)$"
-)
 # (THEIA band id, central wavelength nm, FWHM nm) of the distributed bands.
 _SPECTRAL = {
     "B02": ("B2", 492, 66),
@@ -100,49 +92,9 @@ _SPECTRAL = {
 }
 
 
-@dataclass(frozen=True)
-class MajaName:
-    """The fields of a THEIA L2A name (``SENTINEL2A_20240503-105031-024_L2A_T31UFS_C_V3-1``)."""
-
-    spacecraft: str
-    acquisition_time: datetime
-    tile: str
-    kind: str = "C"
-    version: str = PRODUCT_VERSION
-
-    @property
-    def product_name(self) -> str:
-        utc = self.acquisition_time.astimezone(UTC)
-        stamp = utc.strftime("%Y%m%d-%H%M%S") + f"-{utc.microsecond // 1000:03d}"
-        return (
-            f"SENTINEL2{self.spacecraft[2:]}_{stamp}_L2A_T{self.tile}_{self.kind}_V{self.version}"
-        )
-
-
 def maja_product_name(acq: S2Acquisition) -> str:
     """The THEIA folder name of ``acq``'s L2A product (acquisition time to the millisecond)."""
     return _name_of(acq).product_name
-
-
-def parse_maja_name(name: str) -> MajaName:
-    """The fields of a THEIA L2A product name (a path is accepted)."""
-    match = _NAME.match(Path(name).name)
-    if match is None:
-        raise InputError(
-            f"{name!r} is not a THEIA L2A product name such as "
-            "SENTINEL2A_20240503-105031-024_L2A_T31UFS_C_V3-1"
-        )
-    try:
-        when = datetime.strptime(f"{match['date']}{match['time']}", "%Y%m%d%H%M%S")
-    except ValueError as exc:
-        raise InputError(f"{name!r} has an invalid date: {exc}") from exc
-    return MajaName(
-        spacecraft=f"S2{match['spacecraft']}",
-        acquisition_time=when.replace(microsecond=1000 * int(match["ms"]), tzinfo=UTC),
-        tile=match["tile"],
-        kind=match["kind"],
-        version=match["version"],
-    )
 
 
 def write_maja(

@@ -40,17 +40,15 @@ from affine import Affine
 
 from capmon.errors import InputError
 from capmon.grid import TILE_SIZE_M, s2_tile
+from capmon.sources.naming import Sen2CorName, compact_time, require_utc
 from capmon.synth.formats._common import (
     RasterFormat,
     block_mean,
     check_array,
     check_reflectance,
-    compact_time,
     fmt_float,
     iso_ms,
     nearest,
-    parse_compact_time,
-    require_utc,
     staged_folder,
     write_raster,
     write_xml,
@@ -142,10 +140,6 @@ _ORBIT_ANCHORS = {
 _RELATIVE_ORBIT_OFFSET = {"S2A": 2, "S2B": -27, "S2C": 29}
 
 _BASELINE = re.compile(r"^\d{2}\.\d{2}$")
-_SAFE_NAME = re.compile(
-    r"^(?P<spacecraft>S2[A-D])_MSIL2A_(?P<sensing>\d{8}T\d{6})_N(?P<baseline>\d{4})"
-    r"_R(?P<orbit>\d{3})_T(?P<tile>\d{2}[C-X][A-Z]{2})_(?P<generation>\d{8}T\d{6})(?:\.SAFE)?$"
-)
 _DEFAULT_PROCESSING_DELAY = timedelta(hours=6)
 
 
@@ -250,57 +244,9 @@ class S2Acquisition:
         return Affine(resolution, 0.0, self.ulx, 0.0, -resolution, self.uly)
 
 
-@dataclass(frozen=True)
-class Sen2CorName:
-    """The fields of a Sen2Cor product name (``S2A_MSIL2A_..._N0510_R051_T31UFS_....SAFE``)."""
-
-    spacecraft: str
-    sensing_time: datetime
-    processing_baseline: str
-    relative_orbit: int
-    tile: str
-    generation_time: datetime
-
-    @property
-    def safe_name(self) -> str:
-        """The ``.SAFE`` folder name."""
-        return (
-            f"{self.spacecraft}_MSIL2A_{compact_time(self.sensing_time)}"
-            f"_N{self.processing_baseline.replace('.', '')}_R{self.relative_orbit:03d}"
-            f"_T{self.tile}_{compact_time(self.generation_time)}.SAFE"
-        )
-
-
 def sen2cor_product_name(acq: S2Acquisition) -> str:
     """The ``.SAFE`` folder name of ``acq``'s L2A product."""
     return _name_of(acq).safe_name
-
-
-def parse_sen2cor_name(name: str) -> Sen2CorName:
-    """The fields of a Sen2Cor L2A product name (the ``.SAFE`` suffix and a path are optional)."""
-    match = _SAFE_NAME.match(Path(name).name)
-    if match is None:
-        raise InputError(f"{name!r} is not a Sentinel-2 L2A product name such as {_EXAMPLE_NAME}")
-    baseline = match["baseline"]
-    orbit = int(match["orbit"])
-    if not 1 <= orbit <= 143:
-        raise InputError(f"{name!r} has a relative orbit out of 1..143")
-    try:
-        sensing = parse_compact_time(match["sensing"])
-        generation = parse_compact_time(match["generation"])
-    except ValueError as exc:
-        raise InputError(f"{name!r} has an invalid date: {exc}") from exc
-    return Sen2CorName(
-        spacecraft=match["spacecraft"],
-        sensing_time=sensing,
-        processing_baseline=f"{baseline[:2]}.{baseline[2:]}",
-        relative_orbit=orbit,
-        tile=match["tile"],
-        generation_time=generation,
-    )
-
-
-_EXAMPLE_NAME = "S2A_MSIL2A_20240503T105031_N0510_R051_T31UFS_20240503T161210.SAFE"
 
 
 def has_boa_offset(processing_baseline: str) -> bool:

@@ -6,43 +6,25 @@ polarisation and product type, by default in EPSG:3035 at 20 m:
 * AMP: linear amplitude ``sqrt(sigma0)`` (the markers take ``10*log10`` of it), no data 0;
 * COHE: interferometric coherence, linear 0..1, no data 0.
 
-Two naming schemes exist (regexes of Sen4CAP's ``s1l2producthelper.cpp`` / ``CommonFunctions.h``):
-
-* v1 ``SEN4CAP_L2A_S<site>_V<t1>_<t2>_<VV|VH>_<orbit>_<AMP|COHE>[_<tile>].tif`` where ``t1`` is
-  the product's acquisition (the later one of a coherence pair) and ``t2`` the other one; the
-  S2 tile is appended when the product was cut by tile;
-* v2 ``S1A_L2_BCK_<t>_<pol>_<orbit>_<tile>.tif`` and
-  ``S1A_L2_COH_<t1>_<t2>_<pol>_<orbit>_<tile>.tif`` (always cut by S2 tile, later date first).
-
-Times are UTC ``yyyymmddThhmmss``; the relative orbit has 3 digits; tiles are written ``31UFS``.
+File names (v1 ``SEN4CAP_L2A_S<site>_V<t1>_<t2>_<pol>_<orbit>_<AMP|COHE>[_<tile>].tif``,
+v2 ``S1A_L2_BCK_...`` / ``S1A_L2_COH_...``) are built and parsed by :mod:`capmon.sources.naming`.
 """
 
 from __future__ import annotations
 
 import numbers
-import re
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from affine import Affine
 
 from capmon.errors import InputError
-from capmon.grid import s2_tile
-from capmon.synth.formats._common import (
-    compact_time,
-    parse_compact_time,
-    require_utc,
-    staged_file,
-    write_raster,
-)
+from capmon.sources.naming import S1_SPACECRAFTS, S1ProductName, require_utc, s1_product_name
+from capmon.synth.formats._common import staged_file, write_raster
 
-S1Kind = Literal["AMP", "COHE"]
-Polarisation = Literal["VV", "VH"]
-S1Naming = Literal["v1", "v2"]
 OrbitDirection = Literal["ASC", "DESC"]
 
 S1_DEFAULT_EPSG = 3035
@@ -50,168 +32,11 @@ S1_DEFAULT_EPSG = 3035
 S1_PIXEL_SIZE = 20.0
 """Sen4CAP's default pixel spacing (m)."""
 NODATA = 0.0
-S1_SPACECRAFTS = ("S1A", "S1B", "S1C", "S1D")
 
-_TIME = r"\d{8}T\d{6}"
-_TILE = r"\d{2}[C-X][A-Z]{2}"
-_V1 = re.compile(
-    rf"^SEN4CAP_L2A_S(?P<site>\d+)_V(?P<t1>{_TIME})_(?P<t2>{_TIME})_(?P<pol>VV|VH)"
-    rf"_(?P<orbit>\d{{3}})_(?P<kind>AMP|COHE)(?:_(?P<tile>{_TILE}))?(?:\.tif)?$"
-)
-_V2 = re.compile(
-    rf"^(?P<spacecraft>S1[A-D])_L2_(?P<kind>BCK|COH)_(?P<t1>{_TIME})(?:_(?P<t2>{_TIME}))?"
-    rf"_(?P<pol>VV|VH)_(?P<orbit>\d{{3}})_(?P<tile>{_TILE})(?:\.tif)?$"
-)
 _VALUE_CONVENTION = {
     "AMP": "amplitude=sqrt(sigma0), linear; nodata 0",
     "COHE": "coherence, linear 0..1; nodata 0",
 }
-
-
-@dataclass(frozen=True)
-class S1ProductName:
-    """The fields of a Sen4CAP S1 L2 file name; ``filename`` writes it back.
-
-    ``time`` is the first date of the name (the product's acquisition; the later acquisition
-    for coherence), ``time_pair`` the second one (None in v2 backscatter names). v1 names carry
-    ``site_id`` and no spacecraft; v2 names carry ``spacecraft`` and ``tile``.
-    """
-
-    kind: S1Kind
-    polarisation: Polarisation
-    relative_orbit: int
-    time: datetime
-    time_pair: datetime | None
-    tile: str | None
-    spacecraft: str | None
-    naming: S1Naming
-    site_id: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("AMP", "COHE"):
-            raise InputError(f"kind must be 'AMP' or 'COHE', not {self.kind!r}")
-        if self.polarisation not in ("VV", "VH"):
-            raise InputError(f"polarisation must be 'VV' or 'VH', not {self.polarisation!r}")
-        if not _is_integer(self.relative_orbit):
-            raise InputError(f"relative_orbit must be an integer, not {self.relative_orbit!r}")
-        if not 1 <= self.relative_orbit <= 175:
-            raise InputError(f"relative_orbit must be in 1..175, not {self.relative_orbit}")
-        require_utc(self.time, "time")
-        if self.time_pair is not None:
-            require_utc(self.time_pair, "time_pair")
-        if self.tile is not None:
-            _check_tile(self.tile)
-        if self.naming == "v1":
-            if not _is_integer(self.site_id) or cast(int, self.site_id) < 1:
-                raise InputError(f"site_id must be a positive integer, not {self.site_id!r}")
-            if self.time_pair is None:
-                raise InputError("v1 names carry both acquisitions: time_pair is required")
-        elif self.naming == "v2":
-            if self.spacecraft not in S1_SPACECRAFTS:
-                raise InputError(
-                    f"spacecraft must be one of {S1_SPACECRAFTS}, not {self.spacecraft!r}"
-                )
-            if self.tile is None:
-                raise InputError("v2 names are per S2 tile: tile is required")
-            if self.kind == "COHE" and self.time_pair is None:
-                raise InputError("coherence names carry both acquisitions: time_pair is required")
-        else:
-            raise InputError(f"naming must be 'v1' or 'v2', not {self.naming!r}")
-
-    @property
-    def filename(self) -> str:
-        """The file name (with ``.tif``)."""
-        orbit = f"{self.relative_orbit:03d}"
-        first = compact_time(self.time)
-        if self.naming == "v1":
-            pair = compact_time(cast(datetime, self.time_pair))
-            tile = f"_{self.tile}" if self.tile else ""
-            return (
-                f"SEN4CAP_L2A_S{self.site_id}_V{first}_{pair}_{self.polarisation}_{orbit}"
-                f"_{self.kind}{tile}.tif"
-            )
-        if self.kind == "AMP":
-            return f"{self.spacecraft}_L2_BCK_{first}_{self.polarisation}_{orbit}_{self.tile}.tif"
-        pair = compact_time(cast(datetime, self.time_pair))
-        return (
-            f"{self.spacecraft}_L2_COH_{first}_{pair}_{self.polarisation}_{orbit}_{self.tile}.tif"
-        )
-
-
-def parse_s1_name(name: str) -> S1ProductName:
-    """The fields of a Sen4CAP S1 L2 file name, v1 or v2 (a path is accepted)."""
-    base = Path(name).name
-    try:
-        if (match := _V1.match(base)) is not None:
-            return S1ProductName(
-                kind=cast(S1Kind, match["kind"]),
-                polarisation=cast(Polarisation, match["pol"]),
-                relative_orbit=int(match["orbit"]),
-                time=parse_compact_time(match["t1"]),
-                time_pair=parse_compact_time(match["t2"]),
-                tile=match["tile"],
-                spacecraft=None,
-                naming="v1",
-                site_id=int(match["site"]),
-            )
-        if (match := _V2.match(base)) is not None:
-            kind: S1Kind = "AMP" if match["kind"] == "BCK" else "COHE"
-            if (kind == "AMP") != (match["t2"] is None):
-                raise InputError(f"{name!r}: BCK names have one date and COH names two")
-            return S1ProductName(
-                kind=kind,
-                polarisation=cast(Polarisation, match["pol"]),
-                relative_orbit=int(match["orbit"]),
-                time=parse_compact_time(match["t1"]),
-                time_pair=None if match["t2"] is None else parse_compact_time(match["t2"]),
-                tile=match["tile"],
-                spacecraft=match["spacecraft"],
-                naming="v2",
-            )
-    except ValueError as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{name!r} has an invalid field: {exc}") from exc
-    raise InputError(
-        f"{name!r} is not a Sen4CAP S1 L2 name such as "
-        "SEN4CAP_L2A_S7_V20200404T165041_20200329T165122_VH_146_AMP.tif or "
-        "S1A_L2_COH_20200114T070238_20200108T070156_VV_096_28RBR.tif"
-    )
-
-
-def s1_product_name(
-    kind: S1Kind,
-    *,
-    site_id: int,
-    polarisation: Polarisation,
-    relative_orbit: int,
-    time: datetime,
-    time_pair: datetime,
-    tile: str | None = None,
-    naming: S1Naming = "v1",
-    spacecraft: str = "S1A",
-) -> S1ProductName:
-    """The name of an S1 L2 product (times are cut to whole seconds, as names hold them)."""
-    when = require_utc(time, "time").replace(microsecond=0)
-    pair = require_utc(time_pair, "time_pair").replace(microsecond=0)
-    if kind == "COHE" and not pair < when:
-        raise InputError(
-            "time must be the later acquisition of the coherence pair, time_pair the earlier "
-            f"(got time={when.isoformat()}, time_pair={pair.isoformat()})"
-        )
-    if naming == "v2" and spacecraft not in S1_SPACECRAFTS:
-        raise InputError(f"spacecraft must be one of {S1_SPACECRAFTS}, not {spacecraft!r}")
-    return S1ProductName(
-        kind=kind,
-        polarisation=polarisation,
-        relative_orbit=relative_orbit,
-        time=when,
-        time_pair=None if naming == "v2" and kind == "AMP" else pair,
-        tile=tile,
-        spacecraft=spacecraft if naming == "v2" else None,
-        naming=naming,
-        site_id=site_id if naming == "v1" else None,
-    )
 
 
 def write_s1_amplitude(
@@ -312,11 +137,6 @@ def write_s1_coherence(
 def _is_integer(value: object) -> bool:
     """An int or numpy integer, not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_tile(tile: str) -> None:
-    if s2_tile(tile).name != tile:
-        raise InputError(f"tile must be an S2 tile name such as {s2_tile(tile).name}, not {tile!r}")
 
 
 def _check_values(name: str, values: object, *, upper: float | None) -> npt.NDArray[np.float32]:

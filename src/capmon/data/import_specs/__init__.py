@@ -1,0 +1,1 @@
+"""Import specs shipped with capmon (`capmon mdb import --spec <name>`)."""
