@@ -32,7 +32,7 @@ def demo(
 ) -> None:
     """Create a workspace and run every stage of capmon on a synthetic season."""
     cli_state = state(ctx)
-    home = cli_state.home or Settings().home
+    home = cli_state.home or Settings.from_environment().home
     with (
         reported_errors(),
         Progress(

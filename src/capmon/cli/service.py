@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
         cli_state = state(ctx)
         with reported_errors():
             config = ServiceConfig(
-                home=cli_state.home or Settings().home,
+                home=cli_state.home or Settings.from_environment().home,
                 database_url=cli_state.database_url,
                 token_ttl_seconds=token_ttl,
                 cluster=ClusterSpec(workers=workers, threads=1, scheduler=scheduler),
