@@ -316,20 +316,27 @@ class MdbStore:
             tmp.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True))
         return manifest
 
-    def parts(self) -> dict[str, ProductPart]:
-        """Every stored part by file stem: compacted ones (from ``compacted.json``), then the
-        per-product files not compacted yet."""
+    def parts(self, product_id: str | None = None) -> dict[str, ProductPart]:
+        """Every stored part by file stem (of ``product_id`` only, if given): compacted ones
+        (from ``compacted.json``), then the per-product files not compacted yet."""
         compaction = read_compaction(self.root)
-        parts = dict(compaction.parts)
+        compacted = set(compaction.products)
+        stem = None if product_id is None else product_file_name(product_id)[: -len(".parquet")]
+
+        def wanted(name: str) -> bool:
+            return stem is None or name == stem or name.startswith(f"{stem}~")
+
+        parts = {name: part for name, part in compaction.parts.items() if wanted(name)}
         for path in parquet_files(self.observations):
-            if path.stem not in compaction.products:
+            if path.stem not in compacted and wanted(path.stem):
                 parts[path.stem] = read_part(path)
         return parts
 
-    def coverage(self) -> dict[str, Coverage]:
-        """What the MDB holds of each stored product (products replaced by a better copy
-        are left out: a part of the better copy replaces them)."""
-        parts = list(self.parts().values())
+    def coverage(self, product_id: str | None = None) -> dict[str, Coverage]:
+        """What the MDB holds of each stored product (of ``product_id`` only, if given:
+        reads its own files, not every product's); products replaced by a better copy are
+        left out (a part of the better copy replaces them)."""
+        parts = list(self.parts(product_id).values())
         retired = retired_products(parts) | set(read_compaction(self.root).retired)
         signals: dict[str, set[str]] = {}
         unavailable: dict[str, dict[str, str]] = {}
@@ -363,7 +370,7 @@ class MdbStore:
             compacted = read_compaction(self.root).products
             if self.product_path(product_id).exists() or stem in compacted:
                 return True
-        coverage = self.coverage().get(product_id)
+        coverage = self.coverage(product_id).get(product_id)
         if coverage is None:
             return False
         return signals is None or coverage.holds(signals)

@@ -359,20 +359,15 @@ def _plan(
         declaration_id = declarations.id
         parcels_file = workspace.path(declarations.parcels_path)
         parcel_set = f"{site.short_name}/{year}/v{declarations.version}"
-        in_season = [
-            (p.name, Path(p.path), p.acquired_at.date())
+        rows = [
+            p
             for p in list_products(session, site)
             if p.acquired_at is not None
             and season.start_date <= p.acquired_at.date() <= as_of
             and p.product_type in {t.value for t in ProductType}
         ]
-        infos = [
-            catalogue_info(p)
-            for p in list_products(session, site)
-            if p.acquired_at is not None
-            and season.start_date <= p.acquired_at.date() <= as_of
-            and p.product_type in {t.value for t in ProductType}
-        ]
+        in_season = [(p.name, Path(p.path), _day(p.acquired_at)) for p in rows]
+        infos = [catalogue_info(p) for p in rows]
     root = mdb_folder(workspace, site.short_name, season.name, declaration_id)
     units: list[ExtractionUnit] = []
     compact = False
@@ -428,6 +423,13 @@ def _plan(
         season_products=[(name, day) for name, _path, day in in_season],
         processors=due,
     )
+
+
+def _day(moment: dt.datetime | None) -> dt.date:
+    """The date of a catalogue acquisition time (the rows planned always have one)."""
+    if moment is None:
+        raise InputError("a product without an acquisition time cannot be planned")
+    return moment.date()
 
 
 def remove_partial_files(mdb_root: Path) -> int:

@@ -131,7 +131,7 @@ def extract_unit(unit: ExtractionUnit) -> UnitOutcome:
             cache = _pixel_cache(unit, parcels, group)
             requests = None
             if unit.signals is not None:
-                held = store.coverage().get(unit.product_name)
+                held = store.coverage(unit.product_name).get(unit.product_name)
                 missing = frozenset(s for s in unit.signals if held is None or not held.holds([s]))
                 requests = {unit.product_name: ProductRequest(missing, unit.replaces)}
             report = extract_products(
