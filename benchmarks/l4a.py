@@ -1,16 +1,26 @@
 """L4A training + prediction time on a synthetic feature table (default 100,000 x 300).
 
 ``python benchmarks/l4a.py [--parcels N] [--features P] [--classes K] [--classifier rf|lightgbm]
-[--no-cross-prediction] [--jobs J]`` builds a feature table of K crop classes with overlapping
-class means (class sizes from a Zipf-like law, as in real declarations), runs
-:func:`capmon.processors.l4a.classify_features` with Sen4CAP's defaults (300 trees, SMOTE to
-1000, the three split strategies) and prints the time of each step and the accuracy.
+[--no-cross-prediction] [--jobs J] [--balance weights|smote]`` builds a feature table of K crop
+classes with overlapping class means (class sizes from a Zipf-like law, as in real
+declarations), runs :func:`capmon.processors.l4a.classify_features` with the defaults (300
+trees, class weights, or with ``--balance smote`` Sen4CAP's SMOTE to 1000; the three split
+strategies) and prints the time of each step and the accuracy.
+
+``python benchmarks/l4a.py --real corsica|flanders [--classifier ...]`` measures on the real
+WorldCereal development data (``../shared/data/worldcereal_dev``, imported with ``capmon mdb
+import``'s ``worldcereal-month`` spec): stratified 5-fold out-of-fold predictions over the parcels
+of the classes with >= 10 samples, capmon's L4A (every parcel cross-predicted:
+``sample_ratio_l=1``) next to a plain random forest on monthly medians of NDVI, B04, B08, B11,
+VV, VH, printing OA, macro-F1, kappa, parcels and seconds of both.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -38,6 +48,111 @@ def feature_table(
     return FeatureTable(frame, missing), labels
 
 
+REAL = {
+    "corsica": "2022_FRA_corsica_month.geoparquet",
+    "flanders": "2021_BEL_flanders_month.parquet",
+}
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "worldcereal_dev"
+
+
+def scores(reference: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]) -> str:
+    """OA, macro-F1 over every class, kappa and the number of parcels."""
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
+
+    labels = np.unique(reference)
+    f1 = f1_score(reference, predicted, labels=labels, average="macro", zero_division=0)
+    return (
+        f"OA {accuracy_score(reference, predicted):.3f}, macro-F1 {f1:.3f}, "
+        f"kappa {cohen_kappa_score(reference, predicted):.3f}, {len(reference)} parcels"
+    )
+
+
+def real(name: str, classifier: str, jobs: int, balance: str) -> None:
+    """capmon's L4A and the plain random forest, out-of-fold, on a WorldCereal set."""
+    import capmon
+    from capmon.mdb.imports import import_statistics, load_spec, parcel_id_map
+    from capmon.processors.l4a import classify_crops
+
+    source = SHARED / REAL[name]
+    raw = pd.read_parquet(source)
+    sizes = raw.groupby("sample_id")["ewoc_code"].first().value_counts()
+    big = sizes[sizes >= 10].index
+    raw = raw[raw["ewoc_code"].isin(big)]
+    labels = raw.groupby("sample_id")["ewoc_code"].first().astype("int64")
+    print(f"{name}: {len(labels)} parcels of {len(big)} classes with >= 10 samples")
+
+    # the plain random forest: monthly medians of NDVI, B04, B08, B11, VV, VH
+    started = time.perf_counter()
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    bands = raw[["S2-L2A-B04", "S2-L2A-B08", "S2-L2A-B11", "S1-SIGMA0-VV", "S1-SIGMA0-VH"]]
+    bands = bands.astype("float64").where(bands != 65535)
+    monthly = pd.DataFrame(
+        {
+            "sample_id": raw["sample_id"],
+            "month": pd.to_datetime(raw["timestamp"]).dt.month,
+            "NDVI": (bands["S2-L2A-B08"] - bands["S2-L2A-B04"])
+            / (bands["S2-L2A-B08"] + bands["S2-L2A-B04"]),
+            "B04": bands["S2-L2A-B04"],
+            "B08": bands["S2-L2A-B08"],
+            "B11": bands["S2-L2A-B11"],
+            "VV": 20 * np.log10(bands["S1-SIGMA0-VV"]) - 83,
+            "VH": 20 * np.log10(bands["S1-SIGMA0-VH"]) - 83,
+        }
+    )
+    table = monthly.groupby(["sample_id", "month"]).median().unstack("month")
+    table = table.reindex(labels.index).fillna(table.median())
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    forest = RandomForestClassifier(n_estimators=300, random_state=0, n_jobs=max(jobs, 1))
+    baseline = cross_val_predict(forest, table.to_numpy(), labels.to_numpy(), cv=folds)
+    print(f"  plain RF on monthly medians: {scores(labels.to_numpy(), baseline)}, "
+          f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+
+    # capmon: import, then L4A with every parcel cross-predicted (5 folds)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "mdb"
+        import_statistics([source], root, load_spec("worldcereal-month"))
+        ids = parcel_id_map(root)
+        assert ids is not None
+        s1 = (raw["S1-SIGMA0-VV"] != 65535).groupby(raw["sample_id"]).sum()
+        parcels = pd.DataFrame(
+            {
+                "NewID": [ids[str(s)] for s in labels.index],
+                "ori_crop": labels.to_numpy(),
+                "GeomValid": True,
+                "Duplic": False,
+                "Overlap": False,
+                "Area_meters": 10_000.0,
+                "S2Pix": 100,
+                "S1Pix": s1.reindex(labels.index).to_numpy(np.int64),
+            }
+        )
+        lut = pd.DataFrame(
+            {"ori_crop": big, "lc": 1, "ctnuml4a": np.arange(1, len(big) + 1),
+             "ctl4a": [str(c) for c in big]}
+        )  # fmt: skip
+        parameters = L4AParameters(
+            classifier=classifier, sample_ratio_l=1.0, pa_min=10, folds=5, jobs=jobs,
+            balance=balance,
+        )  # fmt: skip
+        result = classify_crops(capmon.open_mdb(root), parcels, lut, parameters)
+    seconds = time.perf_counter() - started
+    frame = result.parcels.set_index("NewID").loc[parcels["NewID"]]
+    # a parcel L4A leaves out (no Sentinel-2 observation of a band) counts as an error here
+    predicted = frame["CT_pred_1"].fillna(0).to_numpy(np.int64)
+    named = lut.set_index("ctnuml4a")["ori_crop"]
+    as_codes = named.reindex(predicted).fillna(-1).to_numpy(np.int64)
+    print(f"  capmon L4A ({classifier}, balance {balance}): {scores(labels.to_numpy(), as_codes)} "
+          f"(left out, as errors: {int((predicted == 0).sum())}; from S2 only: "
+          f"{result.counts.get('s2_only', 0)}), {seconds:.1f} s")  # fmt: skip
+    print(f"    its own report: OA {result.overall_accuracy:.3f}, macro-F1 {result.macro_f1:.3f}, "
+          f"kappa {result.kappa:.3f} on {result.evaluated} parcels")  # fmt: skip
+    for reason, count in frame.loc[predicted == 0, "Reason"].value_counts().items():
+        print(f"    left out: {count} x {reason}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parcels", type=int, default=100_000)
@@ -45,9 +160,14 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=15)
     parser.add_argument("--classifier", choices=["rf", "lightgbm"], default="rf")
     parser.add_argument("--no-cross-prediction", action="store_true")
-    parser.add_argument("--jobs", type=int, default=-1)
+    parser.add_argument("--jobs", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--real", choices=sorted(REAL), default=None)
+    parser.add_argument("--balance", choices=["weights", "smote"], default="weights")
     args = parser.parse_args()
+    if args.real:
+        real(args.real, args.classifier, args.jobs, args.balance)
+        return
 
     started = time.perf_counter()
     table, labels = feature_table(args.parcels, args.features, args.classes, args.seed)
@@ -77,6 +197,7 @@ def main() -> None:
         classifier=args.classifier,
         cross_prediction=not args.no_cross_prediction,
         jobs=args.jobs,
+        balance=args.balance,
     )
     steps: list[tuple[float, str]] = []
     last = [time.perf_counter()]

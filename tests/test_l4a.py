@@ -5,6 +5,7 @@ The helpers (``lut``, ``parcels``, ``series``) are shared with ``test_l4a_proces
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from typing import Any
 
@@ -284,7 +285,9 @@ def test_conformity_classes_and_reasons(world: World) -> None:
     assert by_id.loc[1001, "Classif_r"] == "Not_classified_geometry"
     assert by_id.loc[1002, "Classif_r"] == "Not_classified_land_cover"
     assert by_id.loc[1003, "Classif_r"] == "Not_classified_minS2pix"
-    assert by_id.loc[1004, "Classif_r"] == "Not_classified_noS1pix"
+    # mode both: no S1 pixel falls back to the S2-only model instead of being left out
+    assert by_id.loc[1004, "Classif_r"] == "Classified_conform"
+    assert str(by_id.loc[1004, "Predicted_by"]).startswith("S2 ")
     assert by_id.loc[1005, "Classif_r"] == "Not_classified_undefined"
     assert "12345 is not in the LUT" in str(by_id.loc[1005, "Reason"])
     assert result.missing_codes == {"12345": 1}
@@ -301,6 +304,8 @@ def test_conformity_classes_and_reasons(world: World) -> None:
     # s2-only mode does not need S1 pixels
     s2_only = classify_crops(observed, everything, lut(), fast(mode="s2-only"))
     assert s2_only.parcels.set_index("NewID").loc[1004, "Classif_r"] == "Classified_conform"
+    s1_only = classify_crops(observed, everything, lut(), fast(mode="s1-only"))
+    assert s1_only.parcels.set_index("NewID").loc[1004, "Classif_r"] == "Not_classified_noS1pix"
 
 
 def test_a_class_with_too_few_best_parcels_is_excluded(world: World) -> None:
@@ -409,7 +414,7 @@ def test_accuracy_tables(features_both: FeatureTable, world: World) -> None:
     overall = result.accuracy.iloc[0]
     assert overall["CTnumL4A"] == "Overall"
     assert overall["Kappa"] == result.kappa
-    assert list(result.accuracy["CTnumL4A"][1:]) == ["1", "2", "3"]
+    assert list(result.accuracy["CTnumL4A"][1:]) == ["All declared", "1", "2", "3"]
     assert {"Precision", "Recall", "F1", "Support"} <= set(result.accuracy.columns)
     assert list(result.confusion_user.columns[:3]) == ["CTnumL4A", "CTL4A", "user_accuracy"]
     assert "Conf3_pct" in result.confusion_producer.columns
@@ -418,3 +423,120 @@ def test_accuracy_tables(features_both: FeatureTable, world: World) -> None:
     ]  # fmt: skip
     assert result.summary["Countratio"].sum() == pytest.approx(1.0, abs=1e-5)
     assert (result.summary["Strategy"] == 3).all()
+
+
+# -- honest metrics, defaults, fallback, cost (issue 17) -----------------------------------------
+
+
+def test_macro_figures_count_every_class() -> None:
+    from capmon.processors.l4a.classify import _macro, _per_class
+
+    # rows: predicted, columns: reference; class 3 (2 parcels) is never predicted
+    matrix = np.array([[5, 0, 1], [0, 5, 1], [0, 0, 0]])
+    precision, recall, f1, _support = _per_class(matrix)
+    assert precision[2] == 0.0
+    assert recall[2] == 0.0
+    assert f1[2] == 0.0
+    macro_precision, macro_recall, macro_f1 = _macro(matrix)
+    assert macro_f1 == pytest.approx((2 * (2 * 5 / 6 * 1) / (5 / 6 + 1) + 0.0) / 3)
+    assert macro_precision == pytest.approx((5 / 6 + 5 / 6 + 0.0) / 3)
+    assert macro_recall == pytest.approx(2 / 3)
+
+
+def test_accuracy_rests_on_every_out_of_fold_parcel(
+    features_both: FeatureTable, world: World
+) -> None:
+    table, _rows = world
+    result = classify_features(features_both, table, lut(), fast())
+    assert result.evaluated == 90  # 67 cross-predicted training parcels + 23 validation ones
+    overall = result.accuracy.iloc[0]
+    assert overall["Support"] == 90
+    assert overall["F1"] == pytest.approx(result.macro_f1)
+    assert result.accuracy_warning is None
+    assert result.counts["evaluated"] == 90
+
+
+def test_accuracy_on_a_handful_of_parcels_warns(world: World) -> None:
+    from capmon.processors.l4a.processor import _summary
+
+    table, rows = world
+    few = table.groupby("ori_crop").head(4)
+    result = classify_crops(rows, few, lut(), fast(pa_min=3, cross_prediction=False))
+    assert result.evaluated == 3  # one validation parcel per class
+    assert result.accuracy_warning is not None
+    assert "rests on 3 parcel(s)" in result.accuracy_warning
+    assert result.accuracy_warning in result.notes
+    assert "WARNING" in str(result.accuracy.iloc[0]["Note"])
+    assert "WARNING" in _summary(result)
+    assert "3 parcels" in _summary(result)
+
+
+def test_excluded_classes_are_listed_and_counted_as_errors(world: World) -> None:
+    table, rows = world
+    small = table[table["ori_crop"] != 60]
+    few_grass = table[table["ori_crop"] == 60].head(4)
+    result = classify_crops(rows, pd.concat([small, few_grass], ignore_index=True), lut(), fast())
+    rows_by = result.accuracy.set_index("CTnumL4A")
+    correct = result.overall_accuracy * result.evaluated
+    assert result.overall_accuracy_all_declared == pytest.approx(correct / (result.evaluated + 4))
+    assert rows_by.loc["All declared", "Accuracy"] == result.overall_accuracy_all_declared
+    assert rows_by.loc["All declared", "Support"] == result.evaluated + 4
+    assert rows_by.loc["3", "Support"] == 4
+    assert rows_by.loc["3", "Recall"] == 0.0
+    assert "excluded" in str(rows_by.loc["3", "Note"])
+
+
+def test_defaults_suit_small_classes_and_busy_machines() -> None:
+    defaults = L4AParameters()
+    assert defaults.pa_min == 10
+    assert defaults.balance == "weights"
+    assert training_module.threads(3) == 3
+    assert training_module._model(TrainingRules(jobs=-1), 0).n_jobs >= 1
+    assert training_module._model(TrainingRules(), 0).class_weight == "balanced"
+
+
+def test_threads_follow_the_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert training_module.threads(0) == 2
+    assert training_module.threads(-1) == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 3.0, 3.0))
+    assert training_module.threads(0) == 1
+
+
+def test_class_weights_instead_of_smote(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat([1, 2], [30, 6]).astype(np.int64)
+    features = np.column_stack([labels + rng.normal(0, 0.3, len(labels)), np.zeros(len(labels))])
+    calls: list[int] = []
+    real_smote = training_module.smote
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real_smote(*args, **kwargs)
+
+    monkeypatch.setattr(training_module, "smote", spy)
+    weighted = training_module.train(features, labels, TrainingRules(num_trees=10, jobs=1), 0)
+    assert not calls
+    assert weighted.model.n_features_in_ == 1  # the constant column is dropped
+    assert list(weighted.columns) == [0]
+    assert weighted.probabilities(features, np.array([1, 2])).shape == (36, 2)
+    sen4cap = TrainingRules(num_trees=10, jobs=1, balance="smote", smote_target=40)
+    training_module.train(features, labels, sen4cap, 0)
+    assert calls
+
+
+def test_parcels_without_sentinel1_fall_back_to_sentinel2(world: World) -> None:
+    table, rows = world
+    no_s1 = [3, 33, 63, 4]  # one parcel of each class, plus another wheat one
+    radar = rows["signal"].isin(["AMP_VV", "AMP_VH", "COHE_VV", "COHE_VH"])
+    observed = rows[~(radar & rows["parcel_id"].isin(no_s1))]
+    result = classify_crops(observed, table, lut(), fast())
+    by_id = result.parcels.set_index("NewID")
+    assert by_id.loc[no_s1, "Classif_r"].str.startswith("Classified").all()
+    assert by_id.loc[no_s1, "Predicted_by"].str.startswith("S2 ").all()
+    others = by_id.drop(index=no_s1)
+    assert not others["Predicted_by"].str.startswith("S2").any()
+    assert result.counts["s2_only"] == 4
+    assert result.evaluated == 90  # none is left out of the accuracy either
+    assert any("without Sentinel-1" in note for note in result.notes)

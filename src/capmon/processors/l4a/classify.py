@@ -8,6 +8,18 @@ filters but the last is predicted; those of classified classes get ``Classified_
 their declared class is the first prediction, or the second one with a confidence of at least
 ``second_min_confidence``, else ``Classified_not_conform``.
 
+In mode ``both`` a parcel without Sentinel-1 (``S1Pix`` below ``min_s1_pix`` or no S1
+observation) is not left out as in Sen4CAP: a second model on the Sentinel-2 features alone
+(trained on every training parcel, cross-predicted the same way) classifies it; its
+``Predicted_by`` starts with ``S2``.
+
+Accuracy rests on the parcels predicted by a model that never saw them: the validation
+parcels and, with cross-prediction, every training parcel (its out-of-fold prediction). The
+macro precision, recall and F1 count every class (a class never predicted right counts 0); the
+"All declared" accuracy also counts the eligible parcels of the classes excluded by ``pa_min``
+as errors. Below ``MIN_EVALUATED`` parcels, or with fewer than ``MIN_PER_CLASS`` per class,
+the figures carry a warning (``accuracy_warning``, the notes, the summary line).
+
 Sen4CAP accepts any second prediction (``second_min_confidence=0``). With a confident model
 the second prediction is nearly always the crop most similar to the first (winter barley for
 winter wheat), which is exactly what a wrong declaration tends to be: on the synthetic season
@@ -55,6 +67,8 @@ REQUIRED_PARCEL_COLUMNS = (
 )  # fmt: skip
 REQUIRED_LUT_COLUMNS = ("ori_crop", "lc", "ctnuml4a", "ctl4a")
 Progress = Callable[[float, str], None]
+MIN_EVALUATED = 30
+MIN_PER_CLASS = 2
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,10 @@ class L4AResult:
     parameters: L4AParameters
     notes: tuple[str, ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
+    evaluated: int = 0
+    macro_f1: float = float("nan")
+    overall_accuracy_all_declared: float = float("nan")
+    accuracy_warning: str | None = None
 
     @property
     def first_date(self) -> date | None:
@@ -204,13 +222,28 @@ def classify_features(
          "LUT land cover " + table["LC"].astype(str) + f" not in lc {parameters.lc}")  # fmt: skip
     min_s2, min_s1 = parameters.effective_min_s2_pix, parameters.effective_min_s1_pix
     fail(table["S2Pix"] < min_s2, NOT_MIN_S2, f"S2Pix below min_s2_pix {min_s2}")
-    fail(table["S1Pix"] < min_s1, NOT_S1, f"S1Pix below min_s1_pix {min_s1}")
-    fail(
-        ~complete.to_numpy(),
-        NOT_OBSERVED,
-        pd.Series(reasons.fillna("no observation in the MDB").to_numpy(), index=table.index),
-    )
+    matrix = features.features.reindex(table["NewID"].to_numpy()).to_numpy(np.float64)
+    optical = np.asarray(["_s2_" in c for c in features.features.columns], dtype=bool)
+    fallback = np.zeros(len(table), dtype=bool)
+    if parameters.mode == "both" and optical.any():
+        # Sentinel-2 is required; a parcel without Sentinel-1 falls back to an S2-only model
+        has_s2 = ~np.isnan(matrix[:, optical]).any(axis=1)
+        has_s1 = ~np.isnan(matrix[:, ~optical]).any(axis=1) & (table["S1Pix"].to_numpy() >= min_s1)
+        fail(
+            ~has_s2,
+            NOT_OBSERVED,
+            pd.Series(reasons.fillna("no observation in the MDB").to_numpy(), index=table.index),
+        )
+        fallback = ~has_s1
+    else:
+        fail(table["S1Pix"] < min_s1, NOT_S1, f"S1Pix below min_s1_pix {min_s1}")
+        fail(
+            ~complete.to_numpy(),
+            NOT_OBSERVED,
+            pd.Series(reasons.fillna("no observation in the MDB").to_numpy(), index=table.index),
+        )
     eligible = table["classif"].isna().to_numpy()
+    fallback &= eligible
     best = eligible & (table["S2Pix"].to_numpy() >= parameters.best_s2_pix)
     declared = np.asarray(table["CTnumL4A"].fillna(-1).to_numpy(np.int64), dtype=np.int64)
     names = (
@@ -250,18 +283,33 @@ def classify_features(
     pred_2 = np.full(len(table), -1, dtype=np.int64)
     conf_1 = np.full(len(table), np.nan)
     conf_2 = np.full(len(table), np.nan)
-    by = np.full(len(table), "", dtype="<U8")
+    by = np.full(len(table), "", dtype="<U16")
     notes = list(features.notes)
     if len(kept) >= 2:
-        matrix = features.features.reindex(table["NewID"].to_numpy()).to_numpy(np.float64)
-        others = predicted & ~train
-        own, rest = train_and_predict(
-            matrix[train], declared[train], matrix[others], rules, progress=say
-        )
-        for mask, result in ((train, own), (others, rest)):
-            first, p1, second, p2 = top_two(result.probabilities, result.classes)
-            pred_1[mask], conf_1[mask], pred_2[mask], conf_2[mask] = first, p1, second, p2
-            by[mask] = result.predicted_by
+        if len(np.unique(declared[train & ~fallback])) < 2:
+            fallback = eligible.copy()  # too few parcels with S1 to learn from
+        every = np.ones(len(optical), dtype=bool)
+        runs = [(every, ~fallback, "")] if (~fallback & eligible).any() else []
+        if fallback.any():
+            runs.append((optical, fallback, "S2 "))
+            notes.append(
+                f"{int(fallback.sum())} parcel(s) without Sentinel-1 classified by a model on "
+                "Sentinel-2 features only"
+            )
+        for columns, group, prefix in runs:
+            fit_on = train if prefix else train & ~fallback
+            others = predicted & ~train & group
+            own, rest = train_and_predict(
+                matrix[fit_on][:, columns], declared[fit_on], matrix[others][:, columns], rules,
+                progress=say,
+            )  # fmt: skip
+            for mask, result, rows in ((fit_on, own, train & group), (others, rest, others)):
+                first, p1, second, p2 = top_two(result.probabilities, result.classes)
+                keep = rows[mask]
+                chosen = np.flatnonzero(mask)[keep]
+                pred_1[chosen], conf_1[chosen] = first[keep], p1[keep]
+                pred_2[chosen], conf_2[chosen] = second[keep], p2[keep]
+                by[chosen] = np.char.add(prefix, result.predicted_by[keep])
     elif eligible.any():
         notes.append(
             f"{len(kept)} class(es) with at least pa_min {rules.pa_min} best parcels: "
@@ -279,7 +327,20 @@ def classify_features(
     table.loc[classified & conform, "classif"] = CONFORM
     table.loc[classified & ~conform, "classif"] = NOT_CONFORM
     classes = np.asarray(kept, dtype=np.int64)
-    matrix_counts, oa, kappa = accuracy_figures(declared[validation], pred_1[validation], classes)
+    evaluated = validation | (train if rules.cross_prediction else np.zeros_like(train))
+    evaluated &= predicted & in_kept & (pred_1 >= 0)
+    matrix_counts, oa, kappa = accuracy_figures(declared[evaluated], pred_1[evaluated], classes)
+    left_out = int((predicted & ~in_kept).sum())
+    n_evaluated = int(evaluated.sum())
+    all_declared = (
+        float(np.trace(matrix_counts)) / (n_evaluated + left_out)
+        if n_evaluated + left_out
+        else float("nan")
+    )
+    macro = _macro(matrix_counts)
+    warning = _accuracy_warning(matrix_counts, classes) if len(classes) else None
+    if warning:
+        notes.append(warning)
 
     def with_class(values: np.ndarray[Any, Any], ok: np.ndarray[Any, Any]) -> pd.Series:
         return pd.Series(np.where(ok, values, 0), dtype="Int64").where(ok)
@@ -312,17 +373,33 @@ def classify_features(
         "training": int(train.sum()),
         "validation": int(validation.sum()),
         "predicted": int(has.sum()),
+        "evaluated": n_evaluated,
+        "s2_only": int((fallback & has).sum()),
     }
     say(1.0, "done")
     return L4AResult(
         parcels=out,
-        accuracy=_accuracy_table(matrix_counts, oa, kappa, classes, names),
+        accuracy=_accuracy_table(
+            matrix_counts,
+            oa,
+            kappa,
+            classes,
+            names,
+            all_declared,
+            excluded,
+            {c: int((predicted & (declared == c)).sum()) for c in (e.class_id for e in excluded)},
+            warning,
+        ),
         confusion=_confusion_table(matrix_counts, oa, classes),
         confusion_user=_top_confusions(matrix_counts, classes, names, axis="user"),
         confusion_producer=_top_confusions(matrix_counts, classes, names, axis="producer"),
         summary=_summary(
             table, eligible, best, train, validation, kept, names, rules, matrix_counts, classes
         ),
+        evaluated=n_evaluated,
+        macro_f1=macro[2],
+        overall_accuracy_all_declared=all_declared,
+        accuracy_warning=warning,
         overall_accuracy=oa,
         kappa=kappa,
         classes=tuple(int(c) for c in kept),
@@ -336,36 +413,82 @@ def classify_features(
 
 
 def _per_class(matrix: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], ...]:
-    """Precision (user's accuracy), recall (producer's accuracy), F1 and support per class."""
+    """Precision (user's accuracy), recall (producer's accuracy), F1 and support per class.
+
+    A class with reference parcels that is never predicted has precision 0 (not NaN); a class
+    with both precision and recall 0 has F1 0. Only a class without any evaluated parcel and
+    never predicted has NaN figures (nothing was measured)."""
     diagonal = np.diag(matrix).astype(np.float64)
     predicted = matrix.sum(axis=1).astype(np.float64)
     reference = matrix.sum(axis=0).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(predicted > 0, diagonal / predicted, np.nan)
-        recall = np.where(reference > 0, diagonal / reference, np.nan)
-        f1 = np.where(
-            (precision + recall) > 0, 2 * precision * recall / (precision + recall), np.nan
-        )
-        f1 = np.where(np.isnan(precision) & (reference > 0), 0.0, f1)
+        precision = np.where(predicted > 0, diagonal / np.maximum(predicted, 1), np.nan)
+        precision = np.where((predicted == 0) & (reference > 0), 0.0, precision)
+        recall = np.where(reference > 0, diagonal / np.maximum(reference, 1), np.nan)
+        recall = np.where((reference == 0) & (predicted > 0), 0.0, recall)
+        total = precision + recall
+        f1 = np.where(total > 0, 2 * precision * recall / np.where(total > 0, total, 1), 0.0)
+        f1 = np.where(np.isnan(total), np.nan, f1)
     return precision, recall, f1, reference
+
+
+def _macro(matrix: np.ndarray[Any, Any]) -> tuple[float, float, float]:
+    """Macro precision, recall and F1 over EVERY class (an unmeasured class counts 0)."""
+    if len(matrix) == 0 or matrix.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
+    precision, recall, f1, _support = _per_class(matrix)
+    return tuple(float(np.nan_to_num(v, nan=0.0).mean()) for v in (precision, recall, f1))  # type: ignore[return-value]
+
+
+def _accuracy_warning(matrix: np.ndarray[Any, Any], classes: np.ndarray[Any, Any]) -> str | None:
+    """Why the accuracy figures are not to be trusted, or None."""
+    support = matrix.sum(axis=0)
+    total = int(support.sum())
+    problems = []
+    if total < MIN_EVALUATED:
+        problems.append(f"rests on {total} parcel(s), fewer than {MIN_EVALUATED}")
+    thin = [str(int(c)) for c, n in zip(classes, support, strict=True) if n < MIN_PER_CLASS]
+    if thin:
+        problems.append(
+            f"class(es) {', '.join(thin)} have fewer than {MIN_PER_CLASS} evaluated parcels"
+        )
+    if not problems:
+        return None
+    return "WARNING: the accuracy " + "; ".join(problems) + ": not a measure of the method"
 
 
 def _accuracy_table(
     matrix: np.ndarray[Any, Any], oa: float, kappa: float, classes: np.ndarray[Any, Any],
-    names: pd.Series,
+    names: pd.Series, all_declared: float, excluded: tuple[ExcludedClass, ...],
+    excluded_counts: dict[int, int], warning: str | None,
 ) -> pd.DataFrame:  # fmt: skip
+    """Overall (evaluated parcels of the classified classes), All declared (plus the parcels
+    of the excluded classes, as errors), each classified class, then each excluded class."""
     precision, recall, f1, support = _per_class(matrix)
+    macro = _macro(matrix)
     rows = [
         {
             "CTnumL4A": "Overall",
             "CTL4A": "",
             "Accuracy": oa,
             "Kappa": kappa,
-            "Precision": float(np.nanmean(precision)) if len(classes) else np.nan,
-            "Recall": float(np.nanmean(recall)) if len(classes) else np.nan,
-            "F1": float(np.nanmean(f1)) if len(classes) else np.nan,
+            "Precision": macro[0],
+            "Recall": macro[1],
+            "F1": macro[2],
             "Support": int(support.sum()),
-        }
+            "Note": warning or "",
+        },
+        {
+            "CTnumL4A": "All declared",
+            "CTL4A": "",
+            "Accuracy": all_declared,
+            "Kappa": np.nan,
+            "Precision": np.nan,
+            "Recall": np.nan,
+            "F1": np.nan,
+            "Support": int(support.sum()) + sum(excluded_counts.values()),
+            "Note": f"excluded classes counted as errors: {len(excluded)}",
+        },
     ]
     for i, c in enumerate(classes):
         rows.append(
@@ -378,6 +501,21 @@ def _accuracy_table(
                 "Recall": recall[i],
                 "F1": f1[i],
                 "Support": int(support[i]),
+                "Note": "",
+            }
+        )
+    for e in excluded:
+        rows.append(
+            {
+                "CTnumL4A": str(e.class_id),
+                "CTL4A": e.name,
+                "Accuracy": np.nan,
+                "Kappa": np.nan,
+                "Precision": np.nan,
+                "Recall": 0.0,
+                "F1": 0.0,
+                "Support": excluded_counts.get(e.class_id, 0),
+                "Note": f"excluded: {e.reason}",
             }
         )
     return pd.DataFrame(rows)
@@ -467,7 +605,9 @@ def _summary(
                 "Best": n_best,
                 "Training": n_train,
                 "Validation": int((validation & members).sum()),
-                "Smote": max(rules.smote_target - n_train, 0) if is_kept else 0,
+                "Smote": max(rules.smote_target - n_train, 0)
+                if is_kept and rules.balance == "smote"
+                else 0,
                 "F1": f1_of.get(c, np.nan),
             }
         )

@@ -171,6 +171,45 @@ def _rows(
     return frame.reset_index(drop=True)
 
 
+_INDEX_BANDS = ("NDVI", "NDWI", "BRIGHTNESS")
+_BANDS_OF_INDICES = ("B03", "B04", "B08", "B11")
+
+
+def _with_indices(
+    source: SeriesSource, indices: Sequence[str], available: set[str], settings: FeatureSettings
+) -> pd.DataFrame:
+    """The source's rows plus ``indices`` (NDVI, NDWI, BRIGHTNESS, as in
+    :mod:`capmon.signals.catalogue`) computed from the parcel mean bands of each date, for
+    sources such as imported composites that hold bands only (no stdev: it stays missing)."""
+    rows = _rows(source, sorted(available), settings.start, settings.end)
+    bands = rows[rows["signal"].isin(_BANDS_OF_INDICES)]
+    wide = bands.pivot_table(index=["parcel_id", "date"], columns="signal", values="mean")
+    wide = wide.dropna()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        formulas: dict[str, pd.Series] = {
+            "NDVI": (wide["B08"] - wide["B04"]) / (wide["B08"] + wide["B04"]),
+            "NDWI": (wide["B11"] - wide["B08"]) / (wide["B11"] + wide["B08"]),
+            "BRIGHTNESS": (
+                wide["B03"] ** 2 + wide["B04"] ** 2 + wide["B08"] ** 2 + wide["B11"] ** 2
+            )
+            ** 0.5,
+        }
+    derived = [
+        pd.DataFrame(
+            {
+                "parcel_id": wide.index.get_level_values("parcel_id"),
+                "signal": name,
+                "date": wide.index.get_level_values("date"),
+                "orbit_direction": None,
+                "mean": formulas[name].to_numpy(np.float64),
+                "stdev": np.nan,
+            }
+        )
+        for name in indices
+    ]
+    return pd.concat([rows, *derived], ignore_index=True)
+
+
 def _day_numbers(values: pd.Series | pd.DatetimeIndex) -> npt.NDArray[np.int64]:
     stamps = pd.DatetimeIndex(values).as_unit("s")
     return np.asarray(stamps.asi8 // 86400, dtype=np.int64)
@@ -365,6 +404,15 @@ def build_features(
     if not available:
         raise InputError("the markers database is empty: no observation of any signal")
     needed = required_signals(settings)
+    notes: list[str] = []
+    derivable = [s for s in _INDEX_BANDS if s in needed and s not in available]
+    if derivable and set(_BANDS_OF_INDICES) <= available:
+        source = _with_indices(source, derivable, available, settings)
+        available |= set(derivable)
+        notes.append(
+            f"{', '.join(derivable)} computed from the parcel mean bands (the MDB has no "
+            "such signal): the index of the mean, not the mean of the pixel indices"
+        )
     absent = [s for s in needed if s not in available]
     if absent:
         raise InputError(
@@ -387,7 +435,6 @@ def build_features(
         )
     del everything
     builder = _Builder(parcels)
-    notes: list[str] = []
     optical_dates: tuple[date, ...] = ()
     last_acquisition = first
     if settings.uses_s2:

@@ -47,6 +47,12 @@ def report(result: L4AResult) -> dict[str, Any]:
     return {
         "overall_accuracy": None if np.isnan(result.overall_accuracy) else result.overall_accuracy,
         "kappa": None if np.isnan(result.kappa) else result.kappa,
+        "macro_f1": None if np.isnan(result.macro_f1) else result.macro_f1,
+        "overall_accuracy_all_declared": None
+        if np.isnan(result.overall_accuracy_all_declared)
+        else result.overall_accuracy_all_declared,
+        "accuracy_parcels": result.evaluated,
+        "accuracy_warning": result.accuracy_warning,
         "classes": list(result.classes),
         "excluded_classes": [asdict(e) for e in result.excluded_classes],
         "missing_codes": result.missing_codes,
@@ -131,9 +137,13 @@ def accuracy_plot(result: L4AResult, path: Path) -> None:
         twin.plot(positions, cumulative, color="#b03a2e", marker="o")
         twin.set_ylim(0, 105)
         twin.set_ylabel("cumulative area (%)")
-        axis.set_title(
-            f"L4A: overall accuracy {result.overall_accuracy:.3f}, kappa {result.kappa:.3f}"
+        title = (
+            f"L4A: overall accuracy {result.overall_accuracy:.3f}, macro-F1 "
+            f"{result.macro_f1:.3f}, kappa {result.kappa:.3f} ({result.evaluated} parcels)"
         )
+        if result.accuracy_warning:
+            title += "\nWARNING: too few parcels to measure accuracy"
+        axis.set_title(title, fontsize=9)
         figure.tight_layout()
         figure.savefig(path, dpi=100)
     finally:

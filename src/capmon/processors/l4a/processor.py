@@ -75,6 +75,10 @@ def figures(result: L4AResult) -> dict[str, object]:
     return {
         "overall_accuracy": round(result.overall_accuracy, 4),
         "kappa": round(result.kappa, 4),
+        "macro_f1": round(result.macro_f1, 4),
+        "overall_accuracy_all_declared": round(result.overall_accuracy_all_declared, 4),
+        "accuracy_parcels": result.evaluated,
+        "accuracy_warning": result.accuracy_warning,
         "classes": len(result.classes),
         "excluded_classes": [f"{e.class_id} {e.name}: {e.reason}" for e in result.excluded_classes],
         "missing_codes": result.missing_codes,
@@ -92,10 +96,14 @@ def _summary(result: L4AResult) -> str:
     classified = conform + not_conform
     excluded = len(result.excluded_classes)
     accuracy = (
-        f"overall accuracy {result.overall_accuracy:.3f}, kappa {result.kappa:.3f}"
+        f"overall accuracy {result.overall_accuracy:.3f}, macro-F1 {result.macro_f1:.3f}, "
+        f"kappa {result.kappa:.3f} on {result.evaluated} parcels predicted by a model that did "
+        f"not see them (all declared classes: {result.overall_accuracy_all_declared:.3f})"
         if classified
         else "no parcel classified"
     )
+    if classified and result.accuracy_warning:
+        accuracy += f" [{result.accuracy_warning}]"
     return (
         f"{len(result.classes)} classes ({excluded} excluded), {accuracy}; "
         f"{classified} of {len(result.parcels)} parcels classified: {conform} conform, "
@@ -110,9 +118,10 @@ L4A = register(
         version="1.0",
         description=(
             "Parcel crop-type classification from Sentinel-2 and Sentinel-1 MDB features with "
-            "Sen4CAP's sampling rules, SMOTE and a random forest (or LightGBM), with "
-            "cross-prediction of the training parcels and an early-season mode (--until); "
-            "per parcel predictions, conformity of the declarations and accuracy figures."
+            "Sen4CAP's sampling rules, class weights (or Sen4CAP's SMOTE) and a random "
+            "forest (or LightGBM), an S2-only model for parcels without S1, cross-prediction "
+            "of the training parcels and an early-season mode (--until); per parcel "
+            "predictions, conformity of the declarations and out-of-fold accuracy figures."
         ),
         parameters=L4AParameters,
         inputs=(

@@ -6,8 +6,16 @@
   (``n >= pa_train_h``): ``sample_ratio_h`` of them train; strategy 2 (``pa_train_l <= n <
   pa_train_h``): exactly ``smote_target`` train; strategy 3 (smaller): ``sample_ratio_l`` train.
   The rest validates.
-* SMOTE raises every class with fewer than ``smote_target`` training parcels to exactly
-  ``smote_target`` (k nearest neighbours of its own class, k capped at the class size - 1).
+* Balance (``balance``): by default classes are weighted inversely to their training size
+  (``class_weight="balanced"``), which costs nothing; ``balance="smote"`` is Sen4CAP's SMOTE,
+  raising every class with fewer than ``smote_target`` training parcels to exactly
+  ``smote_target`` (k nearest neighbours of its own class, k capped at the class size - 1):
+  with 8-80 real parcels per class that is mostly synthetic rows and most of the run time.
+* Features constant over the training rows (e.g. every stdev when the MDB holds only means)
+  are dropped before fitting.
+* Threads: ``jobs <= 0`` means the cores this process may run on
+  (``os.sched_getaffinity``) less the ones already busy (1-minute load average), at least 1;
+  never "every core" on a loaded machine, where LightGBM slows down many times.
 * Random forest: ranger's ``num.trees=300, min.node.size=10, mtry=floor(sqrt(p))`` with
   bootstrap sampling is sklearn's ``n_estimators=300, min_samples_split=10,
   max_features="sqrt", bootstrap=True`` (ranger does not split a node smaller than
@@ -20,6 +28,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +40,7 @@ import numpy.typing as npt
 from capmon.errors import InputError
 
 Classifier = Literal["rf", "lightgbm"]
+Balance = Literal["weights", "smote"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -39,7 +49,7 @@ IntArray = npt.NDArray[np.int64]
 class TrainingRules:
     """Sen4CAP's sampling, SMOTE and classifier parameters (its defaults)."""
 
-    pa_min: int = 30
+    pa_min: int = 10
     pa_train_h: int = 4000
     pa_train_l: int = 1333
     sample_ratio_h: float = 0.25
@@ -52,7 +62,8 @@ class TrainingRules:
     cross_prediction: bool = True
     folds: int = 5
     seed: int = 42
-    jobs: int = -1
+    jobs: int = 0
+    balance: Balance = "weights"
 
     def __post_init__(self) -> None:
         if self.pa_train_l > self.pa_train_h:
@@ -63,6 +74,24 @@ class TrainingRules:
             raise InputError("folds must be >= 2 for cross-prediction")
         if self.classifier not in ("rf", "lightgbm"):
             raise InputError(f"classifier must be rf or lightgbm, not {self.classifier!r}")
+        if self.balance not in ("weights", "smote"):
+            raise InputError(f"balance must be weights or smote, not {self.balance!r}")
+
+
+def threads(jobs: int) -> int:
+    """The classifier's thread count: ``jobs`` when positive, else the cores this process may
+    use (its CPU affinity) less the busy ones (1-minute load average), at least 1."""
+    if jobs > 0:
+        return jobs
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = int(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    return max(1, min(cores, cores - busy))
 
 
 def strategy_of(best_count: int, rules: TrainingRules) -> int:
@@ -134,6 +163,8 @@ def smote(
 
 
 def _model(rules: TrainingRules, seed: int) -> Any:
+    weights = "balanced" if rules.balance == "weights" else None
+    jobs = threads(rules.jobs)
     if rules.classifier == "rf":
         from sklearn.ensemble import RandomForestClassifier  # type: ignore[import-untyped]
 
@@ -143,7 +174,8 @@ def _model(rules: TrainingRules, seed: int) -> Any:
             max_features="sqrt",
             bootstrap=True,
             random_state=seed,
-            n_jobs=rules.jobs,
+            n_jobs=jobs,
+            class_weight=weights,
         )
     from lightgbm import LGBMClassifier
 
@@ -156,7 +188,8 @@ def _model(rules: TrainingRules, seed: int) -> Any:
         subsample_freq=1,
         colsample_bytree=0.5,
         random_state=seed,
-        n_jobs=rules.jobs,
+        n_jobs=jobs,
+        class_weight=weights,
         deterministic=True,
         force_row_wise=True,
         verbose=-1,
@@ -165,10 +198,12 @@ def _model(rules: TrainingRules, seed: int) -> Any:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A fitted classifier and the classes of its probability columns."""
+    """A fitted classifier, the classes of its probability columns and the feature columns it
+    uses (the non-constant ones of its training rows)."""
 
     model: Any
     classes: IntArray
+    columns: IntArray
 
     def probabilities(self, features: FloatArray, classes: IntArray) -> FloatArray:
         """Class probabilities of ``features`` in the column order of ``classes``."""
@@ -178,18 +213,33 @@ class TrainedModel:
         with warnings.catch_warnings():
             # LightGBM's sklearn wrapper warns when fitted and called on plain arrays
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            own = np.asarray(self.model.predict_proba(features), dtype=np.float64)
+            own = np.asarray(self.model.predict_proba(features[:, self.columns]), dtype=np.float64)
         position = np.searchsorted(classes, self.classes)
         out[:, position] = own
         return out
 
 
+def varying_columns(features: FloatArray) -> IntArray:
+    """The columns that are not constant over the rows (all of them when there is one row)."""
+    if len(features) < 2:
+        return np.arange(features.shape[1], dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered")
+        spread = np.nanmax(features, axis=0) - np.nanmin(features, axis=0)
+    return np.flatnonzero(~(spread == 0)).astype(np.int64)
+
+
 def train(features: FloatArray, labels: IntArray, rules: TrainingRules, seed: int) -> TrainedModel:
-    """SMOTE then fit the classifier (RF or LightGBM) on the training rows."""
-    rows, targets = smote(features, labels, rules, seed)
+    """Drop constant features, balance (class weights or SMOTE) and fit the classifier."""
+    columns = varying_columns(features)
+    if len(columns) == 0:
+        raise InputError("every L4A feature is constant over the training parcels")
+    rows, targets = features[:, columns], labels
+    if rules.balance == "smote":
+        rows, targets = smote(rows, targets, rules, seed)
     model = _model(rules, seed)
     model.fit(rows, targets)
-    return TrainedModel(model, np.asarray(model.classes_, dtype=np.int64))
+    return TrainedModel(model, np.asarray(model.classes_, dtype=np.int64), columns)
 
 
 def fold_of(labels: IntArray, folds: int, seed: int) -> IntArray:
@@ -237,20 +287,20 @@ def train_and_predict(
     other = Predictions(
         classes,
         full.probabilities(other_features, classes),
-        np.full(len(other_features), "full", dtype="<U8"),
+        np.full(len(other_features), "full", dtype="<U16"),
         full,
     )
     if not rules.cross_prediction:
         own = Predictions(
             classes,
             full.probabilities(train_features, classes),
-            np.full(len(train_features), "full", dtype="<U8"),
+            np.full(len(train_features), "full", dtype="<U16"),
             full,
         )
         return own, other
     folds = fold_of(train_labels, rules.folds, rules.seed)
     probabilities = np.zeros((len(train_features), len(classes)))
-    by = np.empty(len(train_features), dtype="<U8")
+    by = np.empty(len(train_features), dtype="<U16")
     for fold in range(rules.folds):
         say((1 + fold) / steps, f"cross-prediction fold {fold + 1}/{rules.folds}")
         held = folds == fold

@@ -1,0 +1,85 @@
+"""L4A end to end on real parcels: WorldCereal Flanders 2021 (100 LPIS samples, monthly S2 and
+S1 composites), imported with ``capmon.mdb.imports`` and the ``worldcereal-month`` spec.
+
+No quality threshold: these tests check that the pipeline runs on real, gappy data, that every
+parcel of a classified class gets an out-of-fold prediction and that the metrics count every
+class. The figures are measured by ``benchmarks/l4a.py --real`` (docs/l4a.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import capmon
+from capmon.mdb.imports import import_statistics, load_spec, parcel_id_map
+from capmon.mdb.query import MarkersDatabase
+from capmon.processors.l4a import L4AParameters, classify_crops
+
+
+def _inputs(
+    shared_data: Path, tmp_path: Path
+) -> tuple[MarkersDatabase, pd.DataFrame, pd.DataFrame]:
+    source = shared_data / "worldcereal_dev" / "2021_BEL_flanders_month.parquet"
+    if not source.is_file():
+        pytest.skip(f"{source} is not present")
+    import_statistics([source], tmp_path / "mdb", load_spec("worldcereal-month"))
+    ids = parcel_id_map(tmp_path / "mdb")
+    assert ids is not None
+    raw = pd.read_parquet(source, columns=["sample_id", "ewoc_code", "S1-SIGMA0-VV"])
+    labels = raw.groupby("sample_id")["ewoc_code"].first()
+    s1 = (raw["S1-SIGMA0-VV"] != 65535).groupby(raw["sample_id"]).sum()
+    parcels = pd.DataFrame(
+        {
+            "NewID": [ids[str(s)] for s in labels.index],
+            "ori_crop": labels.astype("int64").to_numpy(),
+            "GeomValid": True,
+            "Duplic": False,
+            "Overlap": False,
+            "Area_meters": 10_000.0,
+            "S2Pix": 100,  # composites: no pixel count, every parcel counts as observed
+            "S1Pix": s1.reindex(labels.index).to_numpy(np.int64),
+        }
+    )
+    codes = sorted(labels.unique())
+    lut = pd.DataFrame(
+        {
+            "ori_crop": codes,
+            "lc": 1,
+            "ctnuml4a": np.arange(1, len(codes) + 1),
+            "ctl4a": [str(c) for c in codes],
+        }
+    )
+    return capmon.open_mdb(tmp_path / "mdb"), parcels, lut
+
+
+def test_flanders_out_of_fold_predictions_and_honest_metrics(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    mdb, parcels, lut = _inputs(shared_data, tmp_path)
+    parameters = L4AParameters(num_trees=50, sample_ratio_l=1.0, jobs=1)
+    result = classify_crops(mdb, parcels, lut, parameters)
+    sizes = parcels["ori_crop"].value_counts()
+    big = set(sizes[sizes >= 10].index)
+    assert len(big) == 4
+    assert len(result.classes) == 4  # pa_min 10 keeps every class of >= 10
+    frame = result.parcels
+    in_big = frame["ori_crop"].isin(big).to_numpy()
+    # every parcel of a classified class: predicted by a fold model that never saw it
+    assert frame.loc[in_big, "Predicted_by"].str.contains("fold").all()
+    assert frame.loc[in_big, "CT_pred_1"].notna().all()
+    assert result.evaluated == int(in_big.sum()) == 82
+    # the other 18 parcels, of 12 small classes, are predicted, listed and counted as errors
+    assert frame.loc[~in_big, "CT_pred_1"].notna().all()
+    assert len(result.excluded_classes) == 12
+    table = result.accuracy.set_index("CTnumL4A")
+    assert table.loc["All declared", "Support"] == 100
+    correct = round(result.overall_accuracy * 82)
+    assert result.overall_accuracy_all_declared == pytest.approx(correct / 100)
+    per_class = table.loc[[str(c) for c in result.classes], "F1"].to_numpy(np.float64)
+    assert not np.isnan(per_class).any()
+    assert result.macro_f1 == pytest.approx(per_class.mean())
+    assert result.accuracy_warning is None  # 82 parcels, >= 12 per class
