@@ -47,7 +47,7 @@ from capmon.processors.l4b.sen4cap import (
     empty_candidates,
     s1_clock,
 )
-from capmon.processors.l4b.series import F64, ParcelSeries, SeriesMatrix
+from capmon.processors.l4b.series import F64, ParcelSeries, SeriesMatrix, own_grids
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class CapmonSettings:
     ndvi_z: float = 3.0
     ndvi_only_drop: float = 0.1  # S2-only parcels
     ndvi_rebound: float = 0.03  # a dip gone at the next date is a cloud residual, not a cut
+    rebound_days: int = 15  # "the next date": the parcel's next valid NDVI, within this
     baseline_samples: int = 4
     min_scene_parcels: int = 10
     vegetation_ndvi: float = 0.45
@@ -114,48 +115,55 @@ def _baseline(values: F64, t: int, samples: int) -> F64:
 
 def coherence_jumps(matrix: SeriesMatrix, config: L4BConfig, s: CapmonSettings) -> pd.DataFrame:
     """Coherence jumps of one orbit: pair ``t`` much more coherent than the parcel's baseline
-    while pair ``t - 1`` was not; the cut is in pair ``t - 1``."""
-    values = _scene_corrected(matrix, s.min_scene_parcels)
-    noise = _robust_noise(values, s.noise_floor_coherence)
-    firsts = _pair_first_dates(matrix, config.s1)
+    while pair ``t - 1`` was not; the cut is in pair ``t - 1`` (``t`` counts the parcel's own
+    pairs, never the columns of the run's shared date grid)."""
+    corrected = _scene_corrected(matrix, s.min_scene_parcels)
+    all_noise = _robust_noise(corrected, s.noise_floor_coherence)
+    all_firsts = _pair_first_dates(matrix, config.s1)
     clock = s1_clock(matrix.direction, config.s1)
     records = []
-    for t in range(2, values.shape[1]):
-        base = _baseline(values, t, s.baseline_samples)
-        jump = values[:, t] - base
-        dip = values[:, t - 1] - base
-        with np.errstate(invalid="ignore"):
-            z = jump / noise
-            hit = (z >= s.coherence_z) & (jump >= s.coherence_jump) & (dip < 0.5 * jump)
-        for i in np.flatnonzero(hit):
-            records.append(
-                (int(matrix.parcel_ids[i]), f"COHE_{matrix.signal[-2:]}:{matrix.orbit}",
-                 _at(firsts[t - 1], clock), _at(matrix.dates[t - 1], clock), 0.0, "S1",
-                 _at(matrix.dates[t], clock), float(z[i]))
-            )  # fmt: skip
+    for rows, columns in own_grids(corrected):
+        values, noise = corrected[np.ix_(rows, columns)], all_noise[rows]
+        dates, firsts = matrix.dates[columns], all_firsts[columns]
+        for t in range(2, values.shape[1]):
+            base = _baseline(values, t, s.baseline_samples)
+            jump = values[:, t] - base
+            dip = values[:, t - 1] - base
+            with np.errstate(invalid="ignore"):
+                z = jump / noise
+                hit = (z >= s.coherence_z) & (jump >= s.coherence_jump) & (dip < 0.5 * jump)
+            for i in np.flatnonzero(hit):
+                records.append(
+                    (int(matrix.parcel_ids[rows[i]]), f"COHE_{matrix.signal[-2:]}:{matrix.orbit}",
+                     _at(firsts[t - 1], clock), _at(dates[t - 1], clock), 0.0, "S1",
+                     _at(dates[t], clock), float(z[i]))
+                )  # fmt: skip
     return _frame(records)
 
 
 def amplitude_drops(matrix: SeriesMatrix, config: L4BConfig, s: CapmonSettings) -> pd.DataFrame:
     """VH backscatter drops of one orbit: acquisition ``t`` well below the parcel's baseline;
-    the cut is between acquisitions ``t - 1`` and ``t``."""
-    values = _scene_corrected(matrix, s.min_scene_parcels)
-    noise = _robust_noise(values, s.noise_floor_amplitude_db)
+    the cut is between the parcel's acquisitions ``t - 1`` and ``t``."""
+    corrected = _scene_corrected(matrix, s.min_scene_parcels)
+    all_noise = _robust_noise(corrected, s.noise_floor_amplitude_db)
     clock = s1_clock(matrix.direction, config.s1)
     records = []
-    for t in range(1, values.shape[1]):
-        window = values[:, max(0, t - s.baseline_samples) : t]
-        with np.errstate(all="ignore"):
-            base = np.nanmedian(window, axis=1)
-            drop = base - values[:, t]
-            z = drop / noise
-            hit = (z >= s.amplitude_z) & (drop >= s.amplitude_drop_db)
-        for i in np.flatnonzero(hit):
-            records.append(
-                (int(matrix.parcel_ids[i]), f"{matrix.signal}:{matrix.orbit}",
-                 _at(matrix.dates[t - 1], clock), _at(matrix.dates[t], clock), 0.0, "S1",
-                 _at(matrix.dates[t], clock), float(z[i]))
-            )  # fmt: skip
+    for rows, columns in own_grids(corrected):
+        values, noise = corrected[np.ix_(rows, columns)], all_noise[rows]
+        dates = matrix.dates[columns]
+        for t in range(1, values.shape[1]):
+            window = values[:, max(0, t - s.baseline_samples) : t]
+            with np.errstate(all="ignore"):
+                base = np.nanmedian(window, axis=1)
+                drop = base - values[:, t]
+                z = drop / noise
+                hit = (z >= s.amplitude_z) & (drop >= s.amplitude_drop_db)
+            for i in np.flatnonzero(hit):
+                records.append(
+                    (int(matrix.parcel_ids[rows[i]]), f"{matrix.signal}:{matrix.orbit}",
+                     _at(dates[t - 1], clock), _at(dates[t], clock), 0.0, "S1",
+                     _at(dates[t], clock), float(z[i]))
+                )  # fmt: skip
     return _frame(records)
 
 
@@ -165,6 +173,7 @@ def ndvi_drops(matrix: SeriesMatrix, config: L4BConfig, s: CapmonSettings) -> pd
     values = matrix.values.astype(np.float64, copy=True)
     values[~(values >= config.s2.corrupted_th)] = np.nan
     noise = _robust_noise(values, s.noise_floor_ndvi)
+    days = matrix.days()
     records = []
     for i, row in enumerate(values):
         valid = np.flatnonzero(np.isfinite(row))
@@ -174,8 +183,12 @@ def ndvi_drops(matrix: SeriesMatrix, config: L4BConfig, s: CapmonSettings) -> pd
             before = float(np.nanmax(row[first : a + 1]))
             drop = before - row[b]
             z = drop / noise[i]
-            later = row[valid[(valid > b) & (valid <= b + 3)]]
-            rebound = len(later) > 0 and float(later[0]) >= before - s.ndvi_rebound
+            # the parcel's own next observation (never a column of the run's shared date grid)
+            after = int(valid[k + 1]) if k + 1 < len(valid) else -1
+            rebound = (
+                after >= 0 and days[after] - days[b] <= s.rebound_days
+                and float(row[after]) >= before - s.ndvi_rebound
+            )  # fmt: skip
             if drop >= s.ndvi_drop and z >= s.ndvi_z and before >= s.vegetation_ndvi \
                     and not rebound:  # fmt: skip
                 records.append(

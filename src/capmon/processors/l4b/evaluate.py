@@ -5,16 +5,25 @@ earliest date a product can say "mown"). It matches a reference mowing on the sa
 ``end - reference`` lies in the tolerance window (default [-3, +20] days); each reference and
 each event matches at most once (optimal assignment per parcel, closest dates first).
 Precision = matched events / events, recall = matched references / references. The delay of a
-match is ``end - reference`` (``mean_delay_days``); when the events carry the acquisition that
-revealed them (``detected_on``), ``mean_availability_delay_days`` is the near-real-time delay.
+match is ``end - reference`` (``mean_delay_days``; its absolute value is the date error,
+``median_abs_date_error_days``); when the events carry the acquisition that revealed them
+(``detected_on``), ``mean_availability_delay_days`` is the near-real-time delay. Unmatched
+events are false alarms, counted by the month of their end (``false_alarms_by_month``).
+
+:func:`naive_drop_events` is the reference baseline every method must beat: an event wherever
+NDVI drops by at least 0.12 between two successive observations from at least 0.45.
 
 Reference files:
 
 * a simple CSV with a parcel id column (``parcel_id``, ``parcel``, ``NewID``, ``ori_id``,
-  ``id``, ``FIELD_ID``) and a date column (``date``, ``mowing_date``, ``mow_date``); a row with
-  an empty date lists a parcel known not to be mown;
+  ``id``, ``FIELD_ID``, ``PLOTID``) and a date column (``date``, ``mowing_date``,
+  ``mow_date``); a row with an empty date lists a parcel known not to be mown;
 * the synthetic world's truth ``truth/events.csv`` (``parcel_id, year, date, event, ...``):
-  only ``event == mowing`` rows are used.
+  only ``event == mowing`` rows are used;
+* a vector or Parquet file (``.gpkg``, ``.shp``, ``.geojson``, ``.parquet``) with the same
+  columns, e.g. points of field checks (the geometry is ignored); a ``type`` column keeps only
+  its ``mowing_types`` rows for dates (``k`` = mowing in the GMD project's files), other rows
+  list their parcel as checked, not mown.
 
 The parcels evaluated are those of the product (the declared grassland). Reference ids are
 matched to the product's ``Ori_id`` (declared parcel ids; the synthetic world's truth uses
@@ -36,7 +45,7 @@ from scipy.optimize import linear_sum_assignment
 
 from capmon.errors import ColumnError, InputError, NotFoundError
 
-ID_COLUMNS = ("parcel_id", "parcel", "newid", "ori_id", "id", "field_id")
+ID_COLUMNS = ("parcel_id", "parcel", "newid", "ori_id", "plotid", "id", "field_id")
 DATE_COLUMNS = ("date", "mowing_date", "mow_date", "mowing")
 IdColumn = Literal["auto", "ori_id", "NewID"]
 
@@ -55,6 +64,10 @@ class MowingEvaluation:
     mean_delay_days: float
     median_delay_days: float
     mean_availability_delay_days: float
+    mean_abs_date_error_days: float
+    median_abs_date_error_days: float
+    false_alarms: int
+    false_alarms_by_month: dict[str, int]
     count_mae: float
     count_bias: float
     count_exact: float
@@ -66,6 +79,7 @@ class MowingEvaluation:
         """Flat figures (for the demo and JSON)."""
         out = asdict(self)
         out["tolerance_days"] = list(self.tolerance_days)
+        out["false_alarms_by_month"] = dict(self.false_alarms_by_month)
         return {f"{prefix}{key}": value for key, value in out.items()}
 
 
@@ -73,20 +87,59 @@ def _normalise(name: str) -> str:
     return name.strip().lower()
 
 
+VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".parquet", ".geoparquet")
+
+
+def _read_table(source: Path) -> pd.DataFrame:
+    """Every column of a CSV, vector or Parquet reference as text ('' for missing)."""
+    if source.suffix.lower() not in VECTOR_SUFFIXES:
+        try:
+            return pd.read_csv(source, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f"{source}: not a readable CSV ({exc})") from exc
+    try:
+        if source.suffix.lower() in (".parquet", ".geoparquet"):
+            frame = pd.read_parquet(source)
+        else:
+            import pyogrio
+
+            frame = pyogrio.read_dataframe(source, read_geometry=False)
+    except Exception as exc:  # any reader failure (pyogrio, pyarrow) is a bad input file
+        raise InputError(f"{source}: not a readable table ({exc})") from exc
+    frame = frame.drop(columns=[c for c in ("geometry",) if c in frame.columns])
+    out = pd.DataFrame(index=frame.index)
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            text = values.dt.strftime("%Y-%m-%d")
+        else:
+            text = values.astype(object).where(values.notna(), "").astype(str)
+        out[str(column)] = text.fillna("")
+    return out
+
+
 def load_reference(
-    path: str | Path, start: date | None = None, end: date | None = None
+    path: str | Path,
+    start: date | None = None,
+    end: date | None = None,
+    mowing_types: tuple[str, ...] = ("k", "mowing", "m"),
 ) -> pd.DataFrame:
     """Reference mowings: ``ref_id`` (text) and ``date`` (NaT: listed, not mown)."""
     source = Path(path)
     if not source.is_file():
         raise NotFoundError(f"reference file {source} not found")
-    try:
-        table = pd.read_csv(source, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{source}: not a readable CSV ({exc})") from exc
+    table = _read_table(source)
     columns = {_normalise(c): c for c in table.columns}
     if "event" in columns:  # the synthetic world's truth/events.csv
         table = table[table[columns["event"]].str.strip().str.lower() == "mowing"]
+    if "type" in columns and "event" not in columns:
+        # e.g. the GMD field checks: k = mowing, n = checked, not mown
+        kinds = table[columns["type"]].str.strip().str.lower()
+        other = ~kinds.isin([t.lower() for t in mowing_types])
+        date_name = next((columns[c] for c in DATE_COLUMNS if c in columns), None)
+        if date_name is not None and other.any():
+            table = table.copy()
+            table.loc[other, date_name] = ""
     id_column = next((columns[c] for c in ID_COLUMNS if c in columns), None)
     date_column = next((columns[c] for c in DATE_COLUMNS if c in columns), None)
     if id_column is None or date_column is None:
@@ -175,6 +228,7 @@ def score_events(
     has_detected_on = "detected_on" in events.columns
     event_groups = {int(cast(int, k)): g for k, g in events.groupby("NewID")}
     matched = 0
+    false_alarm_months: list[str] = []
     delays: list[int] = []
     availability: list[int] = []
     count_errors: list[int] = []
@@ -187,6 +241,8 @@ def score_events(
         )  # fmt: skip
         pairs = _match(ends, truths, low, high)
         matched += len(pairs)
+        hit = {e for e, _ in pairs}
+        false_alarm_months += [str(ends[e])[:7] for e in range(len(ends)) if e not in hit]
         for e, r in pairs:
             delays.append(int((ends[e] - truths[r]).astype(np.int64)))
             if has_detected_on and group is not None:
@@ -207,6 +263,8 @@ def score_events(
         if n_det and n_ref and (precision + recall) > 0 else 0.0
     )  # fmt: skip
     errors = np.array(count_errors, dtype=float)
+    absolute = np.abs(np.array(delays, dtype=float))
+    by_month = pd.Series(false_alarm_months, dtype=str).value_counts().sort_index()
     return MowingEvaluation(
         parcels=len(parcels),
         reference_events=n_ref,
@@ -220,6 +278,12 @@ def score_events(
         mean_availability_delay_days=(
             round(float(np.mean(availability)), 2) if availability else float("nan")
         ),
+        mean_abs_date_error_days=(
+            round(float(absolute.mean()), 2) if len(absolute) else float("nan")
+        ),
+        median_abs_date_error_days=float(np.median(absolute)) if len(absolute) else float("nan"),
+        false_alarms=len(false_alarm_months),
+        false_alarms_by_month={str(k): int(v) for k, v in by_month.items()},
         count_mae=round(float(np.abs(errors).mean()), 4) if len(errors) else float("nan"),
         count_bias=round(float(errors.mean()), 4) if len(errors) else float("nan"),
         count_exact=round(float((errors == 0).mean()), 4) if len(errors) else float("nan"),
@@ -248,3 +312,40 @@ def evaluate_mowing(
     else:
         table = load_reference(reference, start, end)
     return score_events(parcels, events, table, tolerance_days, id_column)
+
+
+NAIVE_DROP = 0.12
+NAIVE_LEVEL = 0.45
+
+
+def naive_drop_events(
+    rows: pd.DataFrame,
+    drop: float = NAIVE_DROP,
+    level: float = NAIVE_LEVEL,
+    start: date | None = None,
+    end: date | None = None,
+) -> pd.DataFrame:
+    """The naive baseline: an event (``NewID``, ``end``) at each NDVI observation at least
+    ``drop`` below the parcel's previous observation, when that one was at least ``level``.
+
+    ``rows``: long MDB rows of one optical signal (``parcel_id``, ``date``, ``mean``); several
+    rows of one parcel and day keep the first. Values below 0.1 are not observations (as
+    Sen4CAP's ``corrupted_th``). Events are kept when their date is in [``start``, ``end``];
+    earlier observations still serve as the previous value.
+    """
+    frame = pd.DataFrame(
+        {
+            "NewID": rows["parcel_id"].astype("int64"),
+            "end": pd.to_datetime(rows["date"]).dt.normalize(),
+            "ndvi": pd.to_numeric(rows["mean"], errors="coerce"),
+        }
+    )
+    frame = frame[frame["ndvi"] >= 0.1].drop_duplicates(["NewID", "end"], keep="first")
+    frame = frame.sort_values(["NewID", "end"], kind="stable")
+    previous = frame.groupby("NewID")["ndvi"].shift(1)
+    hit = (previous >= level) & (previous - frame["ndvi"] >= drop)
+    if start is not None:
+        hit &= frame["end"] >= pd.Timestamp(start)
+    if end is not None:
+        hit &= frame["end"] <= pd.Timestamp(end)
+    return frame.loc[hit, ["NewID", "end"]].reset_index(drop=True)

@@ -4,7 +4,8 @@
 the newest declarations and crop LUT (``--mdb``, ``--parcels``, ``--lut`` replace them), keeps
 the parcels whose LUT ``ctnum`` is in the config's ``CTNUM_FILTER`` (without a config: the LUT's
 permanent and temporary grassland classes), detects the mowings from ``--start`` (default: the
-season start) to ``--until`` (default: the season end) and writes the product
+season start) to ``--until`` (default: the season end), reading ``--lookback-days`` (45) before
+``--start`` as context only, and writes the product
 ``<home>/products/<site>/l4b/<name>/`` (see :mod:`capmon.processors.l4b.outputs`) with a
 ``product`` row of type ``s4c_l4b``.
 
@@ -44,7 +45,7 @@ from capmon.processors.l4b.outputs import (
     product_layer,
     write_l4b_product,
 )
-from capmon.processors.l4b.series import ParcelSeries, read_series
+from capmon.processors.l4b.series import ParcelSeries, SeriesMatrix, read_series
 from capmon.processors.l4b.stored import latest_l4b_config
 from capmon.processors.registry import (
     Processor,
@@ -86,6 +87,13 @@ class L4BParameters(BaseModel):
     until: date | None = Field(
         default=None,
         description="Last acquisition date used, YYYY-MM-DD (default: the season end).",
+    )
+    lookback_days: int = Field(
+        default=45,
+        ge=0,
+        le=366,
+        description="Days before --start read for context (an April cut needs the March NDVI); "
+        "events are reported only from --start.",
     )
     incremental: bool = Field(
         default=True, description="Continue from the previous L4B product of the season (NRT)."
@@ -151,14 +159,22 @@ def grassland_parcels(
     return table.sort_values("NewID").reset_index(drop=True)
 
 
-def _processed(series: ParcelSeries, use_s1: bool, use_s2: bool) -> np.ndarray:
+def _observed(matrix: SeriesMatrix, since: np.datetime64 | None) -> np.ndarray:
+    """Parcels with a value in ``matrix`` on or after ``since`` (the look-back does not count)."""
+    values = matrix.values if since is None else matrix.values[:, matrix.dates >= since]
+    return np.asarray(np.isfinite(values).any(axis=1), dtype=bool)
+
+
+def _processed(
+    series: ParcelSeries, use_s1: bool, use_s2: bool, since: np.datetime64 | None = None
+) -> np.ndarray:
     mask = np.zeros(len(series.parcel_ids), dtype=bool)
     if use_s2 and series.optical is not None and not series.optical.empty:
-        mask |= np.isfinite(series.optical.values).any(axis=1)
+        mask |= _observed(series.optical, since)
     if use_s1:
         for matrices in series.coherence.values():
             for m in matrices:
-                mask |= np.isfinite(m.values).any(axis=1)
+                mask |= _observed(m, since)
     return mask
 
 
@@ -193,10 +209,13 @@ def detect_mowing(
     until: date | None = None,
     previous: tuple[date, pd.DataFrame, pd.DataFrame] | None = None,
     progress: Any = None,
+    lookback_days: int = 45,
 ) -> L4BResult:
     """Mowing events of ``parcels`` (the grassland selection, see :func:`grassland_parcels`).
 
-    ``previous`` is (last date, candidates, events) of an earlier run of the same period.
+    Observations from ``lookback_days`` before ``start`` are read as context (the value before
+    a cut), but only events ending on or after ``start`` are reported. ``previous`` is (last
+    date, candidates, events) of an earlier run of the same period.
     """
     use_s1, use_s2 = sensors in ("S1_S2", "S1"), sensors in ("S1_S2", "S2")
     ids = parcels["NewID"].astype("int64").to_numpy()
@@ -211,13 +230,18 @@ def detect_mowing(
     any_s1 = any_s2 = False
     total = max(1, len(ids))
     done = 0
-    for series in read_series(mdb, ids, start, until, config.s2.signal):
-        any_s1 |= series.has_s1
-        any_s2 |= series.has_s2
+    read_from = start - timedelta(days=lookback_days) if start is not None else None
+    reported = np.datetime64(start, "D") if start is not None else None
+    for series in read_series(mdb, ids, read_from, until, config.s2.signal):
+        any_s1 |= bool(_processed(series, True, False, reported).any())
+        any_s2 |= bool(_processed(series, False, True, reported).any())
         for day in _dates(series):
+            if reported is not None and day < reported:
+                continue  # look-back context, not part of the reported period
             first = day if first is None or day < first else first
             last = day if last is None or day > last else last
-        for pid, flag in zip(series.parcel_ids, _processed(series, use_s1, use_s2), strict=True):
+        for pid, flag in zip(series.parcel_ids, _processed(series, use_s1, use_s2, reported),
+                             strict=True):  # fmt: skip
             processed[int(pid)] = bool(flag)
         if method == "sen4cap":
             found = sen4cap.detect_candidates(series, config, use_s1, use_s2)
@@ -370,6 +394,7 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
         )
     key = {"season": season.name, "method": parameters.method, "sensors": parameters.sensors,
            "parcels_key": parcels_key, "start": start.isoformat(),
+           "lookback_days": parameters.lookback_days,
            "config": str(config_path.resolve()) if config_path else None}  # fmt: skip
     previous = (
         _previous(context.workspace, context.site, key, until)
@@ -383,6 +408,7 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
     result = detect_mowing(
         mdb, selection, config, method=parameters.method, sensors=parameters.sensors,
         start=start, until=until, previous=previous[:3] if previous else None, progress=progress,
+        lookback_days=parameters.lookback_days,
     )  # fmt: skip
     result.notes[:0] = notes
     if previous is not None:

@@ -38,7 +38,7 @@ from capmon.processors.l4b.fusion import (
     strongest,
     suppress,
 )
-from capmon.processors.l4b.series import F64, ParcelSeries, SeriesMatrix
+from capmon.processors.l4b.series import F64, ParcelSeries, SeriesMatrix, own_grids
 
 CANDIDATE_COLUMNS = (
     "parcel_id", "source", "start", "end", "confidence", "mission", "detected_on", "strength",
@@ -165,26 +165,46 @@ def linear_trend(values: F64, times: F64, samples: int) -> tuple[F64, F64]:
 
 
 def cfar_strength(matrix: SeriesMatrix, s1: S1Settings) -> F64:
-    """Sen4CAP's coherence CFAR detection value, already moved one pair back."""
+    """Sen4CAP's coherence CFAR detection value, already moved one pair back.
+
+    The trend window and the move back step through each parcel's own pairs (Sen4CAP's raster
+    stack gives every parcel the same dates; a run's shared date grid does not).
+    """
     values = matrix.values
-    if values.shape[1] <= s1.stat_smpl_n:
-        return np.zeros_like(values)
-    times = _pair_first_days(matrix, s1)
-    prediction, spread = linear_trend(values, times - times[0], s1.stat_smpl_n)
+    out = np.zeros_like(values)
+    all_times = _pair_first_days(matrix, s1)
+    floor = np.zeros(len(values))
     if s1.saturate_sigma:
         pixels = _parcel_pixels(matrix)
         with np.errstate(divide="ignore", invalid="ignore"):
             floor = np.sqrt(s1.min_cohe_var / pixels)
         floor = np.where(np.isfinite(floor), floor, 0.0)
-        spread = np.maximum(spread, floor[:, None])
-    spread = np.maximum(spread, 1e-6)
     k = cfar_factor(s1.pfa)
-    with np.errstate(invalid="ignore"):
-        strength = np.maximum((values - prediction) / spread - k, 0.0)
-    strength = np.where(np.isfinite(strength), strength, 0.0)
-    moved = np.roll(strength, -1, axis=1)
-    moved[:, -1] = 0.0
-    return moved
+    for rows, columns in own_grids(values):
+        if len(columns) <= s1.stat_smpl_n:
+            continue
+        own = values[np.ix_(rows, columns)]
+        times = all_times[columns]
+        prediction, spread = linear_trend(own, times - times[0], s1.stat_smpl_n)
+        spread = np.maximum(spread, floor[rows, None])
+        spread = np.maximum(spread, 1e-6)
+        with np.errstate(invalid="ignore"):
+            strength = np.maximum((own - prediction) / spread - k, 0.0)
+        strength = np.where(np.isfinite(strength), strength, 0.0)
+        moved = np.roll(strength, -1, axis=1)
+        moved[:, -1] = 0.0
+        out[np.ix_(rows, columns)] = moved
+    return out
+
+
+def _on_dates(values: F64, dates: np.ndarray, wanted: np.ndarray) -> F64:
+    """``values`` (parcels x ``dates``) on the columns ``wanted`` (0 where a date is absent)."""
+    out = np.zeros((values.shape[0], len(wanted)))
+    position = {d: j for j, d in enumerate(dates.astype("datetime64[D]").tolist())}
+    for j, day in enumerate(wanted.astype("datetime64[D]").tolist()):
+        if day in position:
+            out[:, j] = values[:, position[day]]
+    return out
 
 
 def _pair_first_days(matrix: SeriesMatrix, s1: S1Settings) -> F64:
@@ -235,19 +255,20 @@ def s1_candidates(
         confidence[hit] = norm_confidence(strength[hit], 0.0, 0.5)
         for pol in others:
             for other in series.coherence.get(pol, []):
-                if other.orbit != matrix.orbit or len(other.dates) != len(matrix.dates):
+                if other.orbit != matrix.orbit:
                     continue
-                if not np.array_equal(other.dates, matrix.dates):
-                    continue
-                extra = cfar_strength(other.rows(matrix.parcel_ids), s1)
+                extra = _on_dates(cfar_strength(other.rows(matrix.parcel_ids), s1),
+                                  other.dates, matrix.dates)  # fmt: skip
                 boost = np.zeros_like(extra)
                 boost[extra > 0] = norm_confidence(extra[extra > 0], 0.0, 0.5)
                 confidence[hit] = np.maximum(confidence[hit], boost[hit])
         clock = s1_clock(matrix.direction, s1)
         firsts = _pair_first_dates(matrix, s1)
         source = f"S1:{matrix.orbit}"
+        observed = np.isfinite(matrix.values)
         for i, t in zip(*np.nonzero(hit), strict=True):
-            revealed = matrix.dates[min(t + 1, len(matrix.dates) - 1)]
+            later = np.flatnonzero(observed[i, t + 1 :])  # the parcel's own next pair
+            revealed = matrix.dates[t + 1 + int(later[0])] if len(later) else matrix.dates[t]
             records.append(
                 (int(matrix.parcel_ids[i]), source, _at(firsts[t], clock),
                  _at(matrix.dates[t], clock), float(confidence[i, t]), "S1",

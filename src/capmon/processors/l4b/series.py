@@ -5,6 +5,14 @@ Sen4CAP stacks the season's rasters and takes each parcel's mean per date (sen4c
 rows, e.g. two tiles, keeps the row with most pixels, as Sen4CAP's ``aggregate('first')`` after
 sorting by count); Sentinel-1 rows become one matrix per relative orbit, because Sen4CAP runs
 its coherence detector orbit by orbit. A missing observation is NaN, never 0.
+
+Pixel counts: L4B uses a row whatever its pixel count, on purpose. ``count`` 0 means *unknown*
+(an imported MDB of means, :data:`capmon.mdb.imports.UNKNOWN_COUNT`) and ``count`` 1 a
+one-pixel mean (a small parcel; the MDB's extraction ``min_count`` of 2 would have dropped it,
+an import keeps it). Each method weighs such values itself: Sen4CAP's coherence floor
+``sqrt(min_cohe_var / pixels)`` is widest for one pixel (0.155 for 1 pixel) and absent for
+an unknown count; capmon's method scores every change against the parcel's own measured
+noise. ``min_count`` of :func:`build_series` drops known counts below it (unknown ones stay).
 """
 
 from __future__ import annotations
@@ -83,6 +91,25 @@ class ParcelSeries:
         return self.optical is not None and not self.optical.empty
 
 
+def own_grids(values: F64) -> Iterator[tuple[I64, I64]]:
+    """``(rows, columns)``: parcels grouped by the dates they have a value for.
+
+    A run's matrix shares one date grid between all its parcels; detectors that step from one
+    observation to the next must step through each parcel's *own* observations, or a parcel's
+    result would depend on the dates of the other parcels of the run. Parcels with the same
+    observed dates (the usual case) are processed together, on those columns only.
+    """
+    if values.size == 0:
+        return
+    observed = np.isfinite(values)
+    patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
+    for k, pattern in enumerate(patterns):
+        if not pattern.any():
+            continue
+        rows = np.flatnonzero(inverse.reshape(-1) == k).astype(np.int64)
+        yield rows, np.flatnonzero(pattern).astype(np.int64)
+
+
 def _empty_days() -> Days:
     return np.array([], dtype="datetime64[D]")
 
@@ -133,9 +160,17 @@ def build_series(
     parcel_ids: Sequence[int] | I64,
     optical_signal: str = "NDVI",
     polarisations: Iterable[str] = ("VV", "VH"),
+    min_count: int = 1,
 ) -> ParcelSeries:
-    """The series of ``parcel_ids`` from long MDB rows (as ``MarkersDatabase.timeseries``)."""
+    """The series of ``parcel_ids`` from long MDB rows (as ``MarkersDatabase.timeseries``).
+
+    Rows with a known pixel count below ``min_count`` are left out; a count of 0 (unknown)
+    or a missing count is always kept (see the module docstring).
+    """
     ids = np.asarray(parcel_ids, dtype=np.int64)
+    if min_count > 1 and not rows.empty and "count" in rows.columns:
+        count = pd.to_numeric(rows["count"], errors="coerce")
+        rows = rows[~((count > 0) & (count < min_count))]
     signals = rows["signal"].astype(str) if not rows.empty else pd.Series([], dtype=str)
     optical_rows = rows[signals == optical_signal]
     optical = matrix(optical_rows, optical_signal, ids) if not optical_rows.empty else None
@@ -160,6 +195,7 @@ def read_series(
     end: date | None,
     optical_signal: str = "NDVI",
     chunk: int = 20_000,
+    min_count: int = 1,
 ) -> Iterator[ParcelSeries]:
     """The parcels' series from an MDB, ``chunk`` parcels at a time (memory stays bounded)."""
     ids = np.asarray(parcel_ids, dtype=np.int64)
@@ -167,4 +203,4 @@ def read_series(
     for first in range(0, len(ids), chunk):
         part = ids[first : first + chunk]
         rows = mdb.timeseries(part.tolist(), signals, start, end)
-        yield build_series(rows, part, optical_signal)
+        yield build_series(rows, part, optical_signal, min_count=min_count)
