@@ -58,6 +58,7 @@ from capmon.mdb.store import (
     MdbManifest,
     MdbStore,
     ProductPart,
+    missing_signals,
     statistics_table,
 )
 from capmon.mdb.strips import (
@@ -354,8 +355,7 @@ def plan_products(
         stored = [
             name for name in copies[acquisition_key(info)] if name != info.name and name in coverage
         ]
-        held = coverage.get(info.name)
-        missing = wanted if held is None else frozenset(s for s in wanted if not held.holds([s]))
+        missing = missing_signals(coverage.get(info.name), wanted)
         if not wanted and not stored:
             report.not_requested.append(info.name)
         elif not missing and not stored:
@@ -396,10 +396,7 @@ def extract_products(
         requests = {}
         for reader in readers:
             wanted = wanted_signals(reader.info, settings)
-            held = coverage.get(reader.info.name)
-            missing = (
-                wanted if held is None else frozenset(s for s in wanted if not held.holds([s]))
-            )
+            missing = missing_signals(coverage.get(reader.info.name), wanted)
             requests[reader.info.name] = ProductRequest(missing)
     # One grid after the other, so that the pixel cache is reused for every date of a grid.
     ordered = sorted(readers, key=lambda r: (r.info.tile or "", _family(r.info), r.info.name))

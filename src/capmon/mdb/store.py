@@ -209,6 +209,11 @@ class Coverage:
         return "*" in self.signals or set(signals) <= self.covered
 
 
+def missing_signals(held: Coverage | None, wanted: Iterable[str]) -> frozenset[str]:
+    """The signals of ``wanted`` that a product's stored parts (``held``; None: none) lack."""
+    return frozenset(s for s in wanted if held is None or not held.holds([s]))
+
+
 def statistics_table(
     acquisition: Acquisition,
     signal: str,

@@ -28,7 +28,7 @@ from capmon.mdb.extract import (
     TileRanks,
     extract_products,
 )
-from capmon.mdb.store import MdbStore
+from capmon.mdb.store import MdbStore, missing_signals
 from capmon.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def extract_unit(unit: ExtractionUnit) -> UnitOutcome:
             requests = None
             if unit.signals is not None:
                 held = store.coverage(unit.product_name).get(unit.product_name)
-                missing = frozenset(s for s in unit.signals if held is None or not held.holds([s]))
+                missing = missing_signals(held, unit.signals)
                 requests = {unit.product_name: ProductRequest(missing, unit.replaces)}
             report = extract_products(
                 parcels,
