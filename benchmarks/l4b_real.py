@@ -1,19 +1,25 @@
 """L4B mowing detection on the real GMD development plots (Slovakia, regions LR and NB).
 
 ``python benchmarks/l4b_real.py [--data ../shared/data/mowing_gmd_dev] [--regions LR NB]
-[--years 2021 2022 2023] [--workdir DIR] [--json FILE]`` imports each region-year's exports
-(``S2/``, ``S1/``, ``COH/``) with the shipped specs ``gmd-s2``, ``gmd-s1``, ``gmd-coh`` into an
-MDB (:func:`capmon.mdb.imports.import_statistics`), runs the L4B processor on files for every
-plot of the export (``--start YYYY-03-01 --until YYYY-11-30``, the default 45-day look-back)
-with Sen4CAP's method and capmon's, S2 only and S1 + S2, adds the naive rule (NDVI drop >= 0.12
-from >= 0.45, :func:`capmon.processors.l4b.evaluate.naive_drop_events`), and scores each against
-the reference events of ``GMI_Long_LR_NB.gpkg`` (``type`` k = mowing; window [-3, +20] days,
+[--years 2021 2022 2023] [--workdir DIR] [--json FILE] [--write-models DIR]`` imports each
+region-year's exports (``S2/``, ``S1/``, ``COH/``) with the shipped specs ``gmd-s2``,
+``gmd-s1``, ``gmd-coh`` into an MDB (:func:`capmon.mdb.imports.import_statistics`), runs the
+L4B processor on files for every plot of the export (``--start YYYY-03-01 --until
+YYYY-11-30``, the default 45-day look-back) with Sen4CAP's method, capmon's earlier rules and
+capmon's learned method, S2 only and S1 + S2, adds the naive rule (NDVI drop >= 0.12 from >=
+0.45, :func:`capmon.processors.l4b.evaluate.naive_drop_events`), and scores each against the
+reference events of ``GMI_Long_LR_NB.gpkg`` (``type`` k = mowing; window [-3, +20] days,
 one-to-one matching). Scored plots: those the reference lists for that year (a ``k`` or an
 ``n`` row: checked in the field); the other plots of the export are run (they are part of the
 run) but not scored, as nobody checked them. The three years of a region are pooled.
-``--independence`` also runs every plot alone and counts the plots whose events change.
 
-No parameter was tuned on these data: these are the current methods as shipped.
+**Leave one region out**: the learned method scoring a region runs with a model trained (as
+``capmon train l4b``, :mod:`capmon.processors.l4b.training`) on the *other* region only, so
+its figures are on plots, years and a region it never saw; the threshold is the fixed 0.5 and
+no setting was chosen on the scored region. ``--write-models DIR`` trains the shipped models
+on both regions (with 5-fold cross-validation by plot in their card) and writes them there
+(``src/capmon/data/models``). ``--independence`` also runs every plot alone and counts the
+plots whose events change.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import geopandas as gpd
 import pandas as pd
@@ -33,15 +39,16 @@ import pandas as pd
 from capmon.mdb.imports import import_statistics, load_spec
 from capmon.mdb.query import MarkersDatabase
 from capmon.processors.files import run_processor
-from capmon.processors.l4b import capmon_method, sen4cap
+from capmon.processors.l4b import capmon_method, learned, sen4cap, training
 from capmon.processors.l4b.config import L4BConfig
-from capmon.processors.l4b.evaluate import naive_drop_events, score_events
+from capmon.processors.l4b.evaluate import load_reference, naive_drop_events, score_events
 from capmon.processors.l4b.fusion import MowingEvent
 from capmon.processors.l4b.outputs import read_product
 from capmon.processors.l4b.series import build_series, series_signals
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mowing_gmd_dev"
-METHODS = ("naive", "sen4cap", "capmon")
+METHODS = ("naive", "sen4cap", "rules", "capmon")
+REFERENCE = "GMI_Long_LR_NB.gpkg"
 SENSOR_SETS = ("S2", "S1_S2")
 
 
@@ -58,7 +65,7 @@ class RegionYear:
 
 def reference_events(data: Path, region: str, year: int) -> pd.DataFrame:
     """``ref_id`` (PLOTID), ``date`` (NaT: checked, not mown) of one region-year."""
-    table = gpd.read_file(data / "GMI_Long_LR_NB.gpkg")
+    table = gpd.read_file(data / REFERENCE)
     table = table[(table["id"] == region) & (table["year"] == year)]
     dates = pd.to_datetime(table["date"]).dt.normalize().where(table["type"] == "k")
     return pd.DataFrame({"ref_id": table["PLOTID"].astype(str).to_numpy(),
@@ -89,18 +96,42 @@ def import_region_year(data: Path, region: str, year: int, folder: Path) -> tupl
     return mdb, plots_file
 
 
-def run_region_year(data: Path, region: str, year: int, folder: Path) -> RegionYear:
-    """Every method and sensor set on one region-year."""
+def train_models(data: Path, regions: list[str], years: list[int], folder: Path,
+                 target: Path, folds: int = 0) -> dict[str, Path]:  # fmt: skip
+    """Models (S2, S1_S2) trained on the checked plots of ``regions``, written to ``target``."""
+    reference = load_reference(data / REFERENCE)
+    mdbs = [import_region_year(data, r, y, folder)[0] for r in regions for y in years]
+    seasons = training.read_seasons(mdbs, reference, "03-01", "11-30")
+    written = {}
+    for sensors in SENSOR_SETS:
+        chosen = cast(Literal["S2", "S1_S2"], sensors)
+        labelled = training.training_set(seasons, chosen)
+        card = {"data": f"GMD project grassland plots, Slovakia, regions {'+'.join(regions)}, "
+                        f"{min(years)}-{max(years)} (mowing_gmd_dev, MIT)",
+                "sensors": sensors}  # fmt: skip
+        model = training.train(labelled, chosen, 0.5, folds, card)
+        name = "l4b_mowing_s2.json" if sensors == "S2" else "l4b_mowing_s1_s2.json"
+        target.mkdir(parents=True, exist_ok=True)
+        model.save(target / name)
+        written[sensors] = target / name
+    return written
+
+
+def run_region_year(data: Path, region: str, year: int, folder: Path,
+                    models: dict[str, Path]) -> RegionYear:  # fmt: skip
+    """Every method and sensor set on one region-year (``models``: the learned method's,
+    trained without this region)."""
     mdb, plots = import_region_year(data, region, year, folder)
     start, until = pd.Timestamp(f"{year}-03-01").date(), pd.Timestamp(f"{year}-11-30").date()
     events: dict[tuple[str, str], pd.DataFrame] = {}
     parcels = pd.DataFrame()
-    for method in ("sen4cap", "capmon"):
+    for method in ("sen4cap", "rules", "capmon"):
         for sensors in SENSOR_SETS:
             out = folder / f"l4b_{region}_{year}_{method}_{sensors}"
+            model = {"model": models[sensors]} if method == "capmon" else {}
             run_processor("l4b", mdb=mdb, parcels=plots, parcel_id_col="PLOTID", out=out,
                           method=method, sensors=sensors, start=start, until=until,
-                          year=year, overwrite=True)  # fmt: skip
+                          year=year, overwrite=True, **model)  # fmt: skip
             parcels, found = read_product(out)
             events[(method, sensors)] = found
     ndvi = MarkersDatabase(mdb).timeseries(parcels["NewID"].astype(int).tolist(), ["NDVI"])
@@ -120,6 +151,10 @@ def _events_by_parcel(rows: pd.DataFrame, ids: list[int], method: str, sensors: 
         found = sen4cap.detect_candidates(series, config, use_s1, use_s2)
         found = found[found["end"] >= pd.Timestamp(start)]
         return {int(k): sen4cap.select_events(g, config) for k, g in found.groupby("parcel_id")}
+    if method == "capmon":
+        chosen = cast(Literal["S2", "S1_S2"], sensors)
+        scored = learned.scored_candidates(series, chosen, learned.models_for(chosen), None)
+        return learned.select_events(scored[scored["end"] >= pd.Timestamp(start)])
     found = capmon_method.detect_candidates(series, config, None, use_s1, use_s2)
     found = found[found["end"] >= pd.Timestamp(start)]
     return capmon_method.select_all(found, series, None, use_s1)
@@ -135,7 +170,7 @@ def independence(data: Path, region: str, year: int, folder: Path) -> dict[str, 
     rows = MarkersDatabase(mdb).timeseries(None, series_signals("NDVI"), first, until)
     ids = sorted(int(i) for i in rows["parcel_id"].unique())
     out = {}
-    for method in ("sen4cap", "capmon"):
+    for method in ("sen4cap", "rules", "capmon"):
         for sensors in SENSOR_SETS:
             together = _events_by_parcel(rows, ids, method, sensors, start)
             changed = 0
@@ -189,6 +224,12 @@ def main() -> None:
     parser.add_argument("--years", nargs="+", type=int, default=[2021, 2022, 2023])
     parser.add_argument("--workdir", type=Path, default=None, help="keep MDBs and products")
     parser.add_argument("--json", type=Path, default=None, help="write the scores here")
+    parser.add_argument(
+        "--write-models",
+        type=Path,
+        default=None,
+        help="train the shipped models on every region and write them here",
+    )
     parser.add_argument("--independence", action="store_true",
                         help="also count the plots whose events change when run alone")  # fmt: skip
     args = parser.parse_args()
@@ -198,9 +239,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="l4b_real_") as scratch:
         folder = args.workdir or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
+        if args.write_models:
+            written = train_models(args.data, args.regions, args.years, folder,
+                                   args.write_models, folds=5)  # fmt: skip
+            print("models written:", ", ".join(str(p) for p in written.values()))
         rows = []
         for region in args.regions:
-            runs = [run_region_year(args.data, region, y, folder) for y in args.years]
+            others = [r for r in args.regions if r != region]
+            if not others:
+                raise SystemExit("leave-one-region-out needs at least two --regions")
+            models = train_models(args.data, others, args.years, folder,
+                                  folder / f"models_without_{region}")  # fmt: skip
+            runs = [run_region_year(args.data, region, y, folder, models) for y in args.years]
             if args.independence:
                 for y in args.years:
                     print(region, y, independence(args.data, region, y, folder))

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from capmon.cli.main import app
 from capmon.mdb.query import MarkersDatabase
 from capmon.mdb.store import MDB_SCHEMA, MdbManifest, MdbStore
-from capmon.processors.l4b import capmon_method, sen4cap
+from capmon.processors.l4b import capmon_method, learned, sen4cap
 from capmon.processors.l4b.config import L4BConfig, S1Settings
 from capmon.processors.l4b.evaluate import naive_drop_events, score_events
 from capmon.processors.l4b.fusion import MowingEvent
@@ -90,12 +90,16 @@ def _events(
     if method == "sen4cap":
         found = sen4cap.detect_candidates(series, config, use_s1, use_s2)
         return {int(k): sen4cap.select_events(g, config) for k, g in found.groupby("parcel_id")}
+    if method == "capmon":
+        chosen: learned.Sensors = "S1_S2" if use_s1 else "S2"
+        scored = learned.scored_candidates(series, chosen, learned.models_for(chosen), None)
+        return learned.select_events(scored)
     found = capmon_method.detect_candidates(series, config, None, use_s1, use_s2)
     return capmon_method.select_all(found, series, None, use_s1)
 
 
 @pytest.mark.parametrize("sensors", ["S2", "S1_S2"])
-@pytest.mark.parametrize("method", ["capmon", "sen4cap"])
+@pytest.mark.parametrize("method", ["capmon", "rules", "sen4cap"])
 def test_a_parcel_gives_the_same_events_alone_and_within_a_run(method: str, sensors: str) -> None:
     """The 'dip gone at the next date' check looked 3 columns ahead in the run's shared date
     grid, and Sen4CAP's coherence trend and capmon's coherence baseline stepped through grid
@@ -108,7 +112,7 @@ def test_a_parcel_gives_the_same_events_alone_and_within_a_run(method: str, sens
     ends = [e.end.date() for e in alone]
     cut = (START + pd.Timedelta(days=70)).date()
     assert any(cut - timedelta(days=14) <= e <= cut + timedelta(days=1) for e in ends), ends
-    if method == "capmon":  # the dip at day 30 comes back at the parcel's next date
+    if method in ("capmon", "rules"):  # the dip at day 30 comes back at the parcel's next date
         dip = (START + pd.Timedelta(days=30)).date()
         assert all(abs((e - dip).days) > 5 for e in ends), ends
 
@@ -166,9 +170,9 @@ def _meadow(start: date) -> gpd.GeoDataFrame:
     return grassland_parcels(parcels, lut, L4BConfig())
 
 
-@pytest.mark.parametrize("method", ["capmon", "sen4cap"])
+@pytest.mark.parametrize("method", ["capmon", "rules", "sen4cap"])
 def test_look_back_gives_context_before_the_reporting_period(
-    method: Literal["capmon", "sen4cap"], tmp_path: Path
+    method: Literal["capmon", "rules", "sen4cap"], tmp_path: Path
 ) -> None:
     """``--start`` used to be the first date read: a cut just after it had no value before it.
     Now the ``lookback_days`` before it are read, and events are reported only from it."""
@@ -185,6 +189,11 @@ def test_look_back_gives_context_before_the_reporting_period(
         result = detect_mowing(mdb, parcels, L4BConfig(), method=method, sensors="S2",
                                start=start, until=until, lookback_days=lookback)  # fmt: skip
         assert result.first_date == date(2024, 4, 10)  # the reported period's first date
+        if method == "capmon":  # the model's candidates: April 10 needs March 31 before it
+            found = result.candidates
+            pairs = zip(found["start"], found["end"], strict=True)
+            return [pd.Timestamp(e).date() for b, e in pairs
+                    if pd.Timestamp(b).date() == date(2024, 3, 31)]  # fmt: skip
         return [e.end.date() for e in result.events.get(1, [])]
 
     assert ends(0) == []  # the old behaviour: the 0.80 of March 31 was never read

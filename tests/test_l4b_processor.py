@@ -120,14 +120,17 @@ def test_product_files_fields_and_catalogue(workspace: Workspace, world: SynthWo
         assert product.properties["method"] == "capmon"
 
 
-def test_both_methods_against_the_truth(workspace: Workspace, world: SynthWorld) -> None:
+def test_rules_and_sen4cap_against_the_truth(workspace: Workspace, world: SynthWorld) -> None:
+    """The synthetic world's cuts show mostly in S1 (its NDVI barely drops), so it checks the
+    S1-driven methods' plumbing; the default learned method is judged on real plots
+    (tests/test_l4b_real.py, docs/l4b.md)."""
     config = str(world.l4b_configs[2024])
-    capmon = _truth_score(_run(workspace, config=config), world)
+    rules = _truth_score(_run(workspace, config=config, method="rules"), world)
     sen4cap = _truth_score(_run(workspace, config=config, method="sen4cap"), world)
-    assert capmon["reference_events"] > 30
-    assert capmon["f1"] >= 0.85
-    assert capmon["mean_delay_days"] < 10
-    assert capmon["mean_availability_delay_days"] < 10
+    assert rules["reference_events"] > 30
+    assert rules["f1"] >= 0.85
+    assert rules["mean_delay_days"] < 10
+    assert rules["mean_availability_delay_days"] < 10
     # Sen4CAP's S1 detector finds most cuts too (on the whole demo season capmon's method is
     # ahead: docs/l4b.md; this small April-September world is too small to rank them)
     assert sen4cap["recall"] > 0.5

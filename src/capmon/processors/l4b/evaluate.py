@@ -124,7 +124,8 @@ def load_reference(
     end: date | None = None,
     mowing_types: tuple[str, ...] = ("k", "mowing", "m"),
 ) -> pd.DataFrame:
-    """Reference mowings: ``ref_id`` (text) and ``date`` (NaT: listed, not mown)."""
+    """Reference mowings: ``ref_id`` (text) and ``date`` (NaT: listed, not mown), and ``year``
+    when the table has a year column (the year a parcel was checked)."""
     source = Path(path)
     if not source.is_file():
         raise NotFoundError(f"reference file {source} not found")
@@ -158,6 +159,9 @@ def load_reference(
     reference = pd.DataFrame(
         {"ref_id": table[id_column].str.strip().to_numpy(), "date": dates.dt.normalize()}
     )
+    if "year" in columns:  # the field-check year (the GMD table's rows of checked, not mown)
+        years = pd.to_numeric(table[columns["year"]].str.strip(), errors="coerce")
+        reference["year"] = years.astype("Int64").to_numpy()
     if (reference["ref_id"] == "").any():
         row = int(np.flatnonzero((reference["ref_id"] == "").to_numpy())[0]) + 2
         raise InputError(f"{source}, line {row}: empty parcel id in {id_column}")

@@ -1,7 +1,8 @@
 """The ``l4b`` processor: grassland mowing events of a site's season, as a product.
 
-``capmon run l4b SITE SEASON [--config FILE] [--method capmon|sen4cap]`` reads the season's MDB,
-the newest declarations and crop LUT (``--mdb``, ``--parcels``, ``--lut`` replace them), keeps
+``capmon run l4b SITE SEASON [--config FILE] [--method capmon|rules|sen4cap] [--model FILE]``
+reads the season's MDB, the newest declarations and crop LUT (``--mdb``, ``--parcels``,
+``--lut`` replace them), keeps
 the parcels whose LUT ``ctnum`` is in the config's ``CTNUM_FILTER`` (without a config: the LUT's
 permanent and temporary grassland classes), detects the mowings from ``--start`` (default: the
 season start) to ``--until`` (default: the season end), reading ``--lookback-days`` (45) before
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -35,7 +36,7 @@ from capmon.catalog.models import Product, Site
 from capmon.errors import InputError
 from capmon.mdb.query import MarkersDatabase
 from capmon.processors.files import product_folder, record_product
-from capmon.processors.l4b import capmon_method, sen4cap
+from capmon.processors.l4b import capmon_method, learned, sen4cap
 from capmon.processors.l4b.compliance import compliance_code
 from capmon.processors.l4b.config import L4BConfig, default_l4b_config, read_l4b_config
 from capmon.processors.l4b.fusion import MAX_EVENTS, MowingEvent, events_by_parcel, events_frame
@@ -67,9 +68,16 @@ class L4BParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["capmon", "sen4cap"] = Field(
+    method: Literal["capmon", "rules", "sen4cap"] = Field(
         default="capmon",
-        description="capmon (S1-first, weather-corrected, see docs/l4b.md) or sen4cap.",
+        description="capmon (NDVI drops scored by a model trained on real reference mowings, "
+        "with S1 evidence; see docs/l4b.md), rules (capmon's earlier hand-set rules) or "
+        "sen4cap (Sen4CAP's method, unchanged).",
+    )
+    model: Path | None = Field(
+        default=None,
+        description="A model from `capmon train l4b` for method capmon [default: the shipped "
+        "models, trained on real Slovak plots].",
     )
     config: Path | None = Field(
         default=None,
@@ -115,6 +123,11 @@ class L4BParameters(BaseModel):
     def _period(self) -> L4BParameters:
         if self.start is not None and self.until is not None and self.until < self.start:
             raise ValueError("until must not be before start")
+        if self.method == "capmon" and self.sensors == "S1":
+            raise ValueError("method capmon scores Sentinel-2 NDVI drops: with sensors S1 use "
+                             "method rules or sen4cap")  # fmt: skip
+        if self.model is not None and self.method != "capmon":
+            raise ValueError("model is for method capmon")
         return self
 
 
@@ -203,13 +216,14 @@ def detect_mowing(
     parcels: gpd.GeoDataFrame,
     config: L4BConfig,
     *,
-    method: Literal["capmon", "sen4cap"] = "capmon",
+    method: Literal["capmon", "rules", "sen4cap"] = "capmon",
     sensors: Sensors = "S1_S2",
     start: date | None = None,
     until: date | None = None,
     previous: tuple[date, pd.DataFrame, pd.DataFrame] | None = None,
     progress: Any = None,
     lookback_days: int = 45,
+    model: learned.MowingModel | None = None,
 ) -> L4BResult:
     """Mowing events of ``parcels`` (the grassland selection, see :func:`grassland_parcels`).
 
@@ -232,6 +246,12 @@ def detect_mowing(
     done = 0
     read_from = start - timedelta(days=lookback_days) if start is not None else None
     reported = np.datetime64(start, "D") if start is not None else None
+    if method == "capmon" and sensors == "S1":
+        raise InputError("method capmon scores Sentinel-2 NDVI drops: with sensors S1 use "
+                         "method rules or sen4cap")  # fmt: skip
+    learned_sensors: learned.Sensors = "S1_S2" if sensors == "S1_S2" else "S2"
+    models = learned.models_for(learned_sensors, model) if method == "capmon" else {}
+    last_day = datetime.combine(until, datetime.min.time()) if until is not None else None
     for series in read_series(mdb, ids, read_from, until, config.s2.signal):
         any_s1 |= bool(_processed(series, True, False, reported).any())
         any_s2 |= bool(_processed(series, False, True, reported).any())
@@ -245,6 +265,8 @@ def detect_mowing(
             processed[int(pid)] = bool(flag)
         if method == "sen4cap":
             found = sen4cap.detect_candidates(series, config, use_s1, use_s2)
+        elif method == "capmon":
+            found = learned.scored_candidates(series, learned_sensors, models, last_day)
         else:
             found = capmon_method.detect_candidates(series, config, None, use_s1, use_s2)
         if start is not None and not found.empty:
@@ -263,12 +285,14 @@ def detect_mowing(
                     events[int(cast(int, key))] = chosen
         else:
             kept_candidates.append(found)
-            new = capmon_method.select_all(found, series, None, use_s1)
+            if method == "capmon":
+                new = learned.select_events(found)
+                interval = learned.LearnedSettings().min_interval_days
+            else:
+                new = capmon_method.select_all(found, series, None, use_s1)
+                interval = capmon_method.CapmonSettings().min_interval_days
             for pid in chunk_ids:
-                merged_events = _merge_frozen(
-                    old_events.get(pid, []), new.get(pid, []),
-                    capmon_method.CapmonSettings().min_interval_days,
-                )  # fmt: skip
+                merged_events = _merge_frozen(old_events.get(pid, []), new.get(pid, []), interval)
                 if merged_events:
                     events[pid] = merged_events
         done += len(series.parcel_ids)
@@ -289,7 +313,7 @@ def detect_mowing(
     }  # fmt: skip
     layer = product_layer(parcels, events, processed, compliance)
     candidates = [c for c in kept_candidates if not c.empty]
-    if method == "capmon" and not old_candidates.empty:
+    if method != "sen4cap" and not old_candidates.empty:
         candidates.insert(0, old_candidates)
     return L4BResult(
         layer=layer,
@@ -392,7 +416,9 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
             f"no parcel of {where} {year} has a grassland class "
             f"(CTNUM_FILTER {list(config.ctnum_filter) or 'empty'})"
         )
+    model = learned.MowingModel.load(parameters.model) if parameters.model else None
     key = {"season": season.name, "method": parameters.method, "sensors": parameters.sensors,
+           "model": str(parameters.model.resolve()) if parameters.model else None,
            "parcels_key": parcels_key, "start": start.isoformat(),
            "lookback_days": parameters.lookback_days,
            "config": str(config_path.resolve()) if config_path else None}  # fmt: skip
@@ -408,7 +434,7 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
     result = detect_mowing(
         mdb, selection, config, method=parameters.method, sensors=parameters.sensors,
         start=start, until=until, previous=previous[:3] if previous else None, progress=progress,
-        lookback_days=parameters.lookback_days,
+        lookback_days=parameters.lookback_days, model=model,
     )  # fmt: skip
     result.notes[:0] = notes
     if previous is not None:
@@ -444,7 +470,8 @@ L4B = register(
         description=(
             "Mowing events of grassland parcels from Sentinel-1 coherence and amplitude and "
             "Sentinel-2 NDVI, with Sen4CAP's .cfg, product fields and compliance codes; "
-            "method capmon (default) or sen4cap; near-real-time runs continue the previous one."
+            "method capmon (default: a model trained on real reference mowings, retrained with "
+            "`capmon train l4b`), rules or sen4cap; near-real-time runs continue the previous one."
         ),
         parameters=L4BParameters,
         inputs=(

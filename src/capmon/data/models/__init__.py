@@ -1,0 +1,1 @@
+"""Trained models shipped with capmon (see MODEL_CARD.md)."""
