@@ -13,6 +13,12 @@ import``'s ``worldcereal-month`` spec): stratified 5-fold out-of-fold prediction
 of the classes with >= 10 samples, capmon's L4A (every parcel cross-predicted:
 ``sample_ratio_l=1``) next to a plain random forest on monthly medians of NDVI, B04, B08, B11,
 VV, VH, printing OA, macro-F1, kappa, parcels and seconds of both.
+
+``python benchmarks/l4a.py --tune-on corsica --report-on flanders`` (or the other way round)
+chooses among :data:`GRID` (capmon's random forest with and without temporal descriptors or
+class weights, cheap LightGBM settings) by OA + macro-F1 out-of-fold on the first set, then
+runs the choice on the second set, which the choice never saw, next to capmon's default and
+the plain random forest (same protocol as ``--real``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -28,7 +35,8 @@ import numpy.typing as npt
 import pandas as pd
 from shapely.geometry import Point
 
-from capmon.processors.l4a import FeatureTable, L4AParameters, classify_features
+from capmon.mdb.query import MarkersDatabase
+from capmon.processors.l4a import FeatureTable, L4AParameters, L4AResult, classify_features
 
 
 def feature_table(
@@ -53,25 +61,68 @@ REAL = {
     "flanders": "2021_BEL_flanders_month.parquet",
 }
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "worldcereal_dev"
+# The candidates of --tune-on, fixed before looking at any figure: capmon's random forest with
+# and without the temporal descriptors, and cheap LightGBM settings (few leaves, few rounds,
+# 30 % of the features per tree, class weights), plus (added after a first round) both
+# classifiers without class weights. Chosen by OA + macro-F1 on the tuning set.
+GRID: dict[str, dict[str, object]] = {
+    "rf": {"classifier": "rf"},
+    "rf, no descriptors": {"classifier": "rf", "descriptors": False},
+    "rf, no class weights": {"classifier": "rf", "balance": "none"},
+    "lightgbm, no class weights": {"classifier": "lightgbm", "balance": "none"},
+    **{
+        f"lightgbm leaves {leaves} min {least} rounds {rounds}": {
+            "classifier": "lightgbm", "num_leaves": leaves, "min_node_size": least,
+            "num_trees": rounds,
+        }
+        for leaves in (7, 15)
+        for least in (5, 10)
+        for rounds in (150, 300)
+    },
+}  # fmt: skip
 
 
 def scores(reference: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]) -> str:
     """OA, macro-F1 over every class, kappa and the number of parcels."""
+    oa, f1, kappa = figures(reference, predicted)
+    return f"OA {oa:.3f}, macro-F1 {f1:.3f}, kappa {kappa:.3f}, {len(reference)} parcels"
+
+
+def figures(
+    reference: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]
+) -> tuple[float, float, float]:
+    """OA, macro-F1 over every reference class, kappa."""
     from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
 
     labels = np.unique(reference)
     f1 = f1_score(reference, predicted, labels=labels, average="macro", zero_division=0)
     return (
-        f"OA {accuracy_score(reference, predicted):.3f}, macro-F1 {f1:.3f}, "
-        f"kappa {cohen_kappa_score(reference, predicted):.3f}, {len(reference)} parcels"
+        float(accuracy_score(reference, predicted)),
+        float(f1),
+        float(cohen_kappa_score(reference, predicted)),
     )
 
 
-def real(name: str, classifier: str, jobs: int, balance: str) -> None:
-    """capmon's L4A and the plain random forest, out-of-fold, on a WorldCereal set."""
+@dataclass
+class RealSet:
+    """A WorldCereal set imported into an MDB: the parcels of its classes with >= 10 samples."""
+
+    name: str
+    raw: pd.DataFrame
+    labels: pd.Series
+    mdb: MarkersDatabase
+    parcels: pd.DataFrame
+    lut: pd.DataFrame
+
+    @property
+    def codes(self) -> npt.NDArray[np.int64]:
+        return self.labels.to_numpy(np.int64)
+
+
+def load(name: str, folder: Path) -> RealSet:
+    """Import a WorldCereal set with ``capmon mdb import``'s ``worldcereal-month`` spec."""
     import capmon
     from capmon.mdb.imports import import_statistics, load_spec, parcel_id_map
-    from capmon.processors.l4a import classify_crops
 
     source = SHARED / REAL[name]
     raw = pd.read_parquet(source)
@@ -79,13 +130,38 @@ def real(name: str, classifier: str, jobs: int, balance: str) -> None:
     big = sizes[sizes >= 10].index
     raw = raw[raw["ewoc_code"].isin(big)]
     labels = raw.groupby("sample_id")["ewoc_code"].first().astype("int64")
+    root = folder / name
+    import_statistics([source], root, load_spec("worldcereal-month"))
+    ids = parcel_id_map(root)
+    assert ids is not None
+    s1 = (raw["S1-SIGMA0-VV"] != 65535).groupby(raw["sample_id"]).sum()
+    parcels = pd.DataFrame(
+        {
+            "NewID": [ids[str(s)] for s in labels.index],
+            "ori_crop": labels.to_numpy(),
+            "GeomValid": True,
+            "Duplic": False,
+            "Overlap": False,
+            "Area_meters": 10_000.0,
+            "S2Pix": 100,
+            "S1Pix": s1.reindex(labels.index).to_numpy(np.int64),
+        }
+    )
+    lut = pd.DataFrame(
+        {"ori_crop": big, "lc": 1, "ctnuml4a": np.arange(1, len(big) + 1),
+         "ctl4a": [str(c) for c in big]}
+    )  # fmt: skip
     print(f"{name}: {len(labels)} parcels of {len(big)} classes with >= 10 samples")
+    return RealSet(name, raw, labels, capmon.open_mdb(root), parcels, lut)
 
-    # the plain random forest: monthly medians of NDVI, B04, B08, B11, VV, VH
-    started = time.perf_counter()
+
+def plain_forest(data: RealSet, jobs: int) -> npt.NDArray[np.int64]:
+    """The baseline: a plain random forest (300 trees) on monthly medians of NDVI, B04, B08,
+    B11, VV, VH, stratified 5-fold out-of-fold predictions."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+    raw = data.raw
     bands = raw[["S2-L2A-B04", "S2-L2A-B08", "S2-L2A-B11", "S1-SIGMA0-VV", "S1-SIGMA0-VH"]]
     bands = bands.astype("float64").where(bands != 65535)
     monthly = pd.DataFrame(
@@ -102,55 +178,91 @@ def real(name: str, classifier: str, jobs: int, balance: str) -> None:
         }
     )
     table = monthly.groupby(["sample_id", "month"]).median().unstack("month")
-    table = table.reindex(labels.index).fillna(table.median())
+    table = table.reindex(data.labels.index).fillna(table.median())
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
     forest = RandomForestClassifier(n_estimators=300, random_state=0, n_jobs=max(jobs, 1))
-    baseline = cross_val_predict(forest, table.to_numpy(), labels.to_numpy(), cv=folds)
-    print(f"  plain RF on monthly medians: {scores(labels.to_numpy(), baseline)}, "
-          f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+    return np.asarray(cross_val_predict(forest, table.to_numpy(), data.codes, cv=folds))
 
-    # capmon: import, then L4A with every parcel cross-predicted (5 folds)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder) / "mdb"
-        import_statistics([source], root, load_spec("worldcereal-month"))
-        ids = parcel_id_map(root)
-        assert ids is not None
-        s1 = (raw["S1-SIGMA0-VV"] != 65535).groupby(raw["sample_id"]).sum()
-        parcels = pd.DataFrame(
-            {
-                "NewID": [ids[str(s)] for s in labels.index],
-                "ori_crop": labels.to_numpy(),
-                "GeomValid": True,
-                "Duplic": False,
-                "Overlap": False,
-                "Area_meters": 10_000.0,
-                "S2Pix": 100,
-                "S1Pix": s1.reindex(labels.index).to_numpy(np.int64),
-            }
-        )
-        lut = pd.DataFrame(
-            {"ori_crop": big, "lc": 1, "ctnuml4a": np.arange(1, len(big) + 1),
-             "ctl4a": [str(c) for c in big]}
-        )  # fmt: skip
-        parameters = L4AParameters(
-            classifier=classifier, sample_ratio_l=1.0, pa_min=10, folds=5, jobs=jobs,
-            balance=balance,
-        )  # fmt: skip
-        result = classify_crops(capmon.open_mdb(root), parcels, lut, parameters)
-    seconds = time.perf_counter() - started
-    frame = result.parcels.set_index("NewID").loc[parcels["NewID"]]
-    # a parcel L4A leaves out (no Sentinel-2 observation of a band) counts as an error here
+
+def parameters_of(config: dict[str, object], jobs: int, balance: str = "weights") -> L4AParameters:
+    """L4A parameters of the benchmark: every parcel cross-predicted in 5 stratified folds."""
+    return L4AParameters.model_validate(
+        {"sample_ratio_l": 1.0, "pa_min": 10, "folds": 5, "jobs": jobs, "balance": balance} | config
+    )
+
+
+def capmon_l4a(
+    data: RealSet, parameters: L4AParameters, features: FeatureTable | None = None
+) -> tuple[npt.NDArray[np.int64], L4AResult]:
+    """capmon's L4A; a parcel it leaves out (no observation at all) counts as an error."""
+    from capmon.processors.l4a import classify_crops
+
+    if features is None:
+        result = classify_crops(data.mdb, data.parcels, data.lut, parameters)
+    else:
+        result = classify_features(features, data.parcels, data.lut, parameters)
+    frame = result.parcels.set_index("NewID").loc[data.parcels["NewID"]]
     predicted = frame["CT_pred_1"].fillna(0).to_numpy(np.int64)
-    named = lut.set_index("ctnuml4a")["ori_crop"]
-    as_codes = named.reindex(predicted).fillna(-1).to_numpy(np.int64)
-    print(f"  capmon L4A ({classifier}, balance {balance}): {scores(labels.to_numpy(), as_codes)} "
-          f"(left out, as errors: {int((predicted == 0).sum())}; from S2 only: "
-          f"{result.counts.get('s2_only', 0)}), {seconds:.1f} s")  # fmt: skip
+    named = data.lut.set_index("ctnuml4a")["ori_crop"]
+    return named.reindex(predicted).fillna(-1).to_numpy(np.int64), result
+
+
+def real(name: str, classifier: str, jobs: int, balance: str) -> None:
+    """capmon's L4A and the plain random forest, out-of-fold, on a WorldCereal set."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = load(name, Path(folder))
+        started = time.perf_counter()
+        baseline = plain_forest(data, jobs)
+        print(f"  plain RF on monthly medians: {scores(data.codes, baseline)}, "
+              f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+        started = time.perf_counter()
+        codes, result = capmon_l4a(data, parameters_of({"classifier": classifier}, jobs, balance))
+        seconds = time.perf_counter() - started
+    left_out = int((codes == -1).sum())
+    print(f"  capmon L4A ({classifier}, balance {balance}): {scores(data.codes, codes)} "
+          f"(left out, as errors: {left_out}; from S2 only: {result.counts.get('s2_only', 0)}, "
+          f"from S1 only: {result.counts.get('s1_only', 0)}), {seconds:.1f} s")  # fmt: skip
     print(f"    its own report: OA {result.overall_accuracy:.3f}, macro-F1 {result.macro_f1:.3f}, "
           f"kappa {result.kappa:.3f} on {result.evaluated} parcels")  # fmt: skip
-    for reason, count in frame.loc[predicted == 0, "Reason"].value_counts().items():
-        print(f"    left out: {count} x {reason}")
+
+
+def tune(tune_on: str, report_on: str, jobs: int) -> None:
+    """Choose among :data:`GRID` by OA + macro-F1 on ``tune_on`` (out-of-fold), then report
+    the choice on ``report_on``, which no choice looked at, next to the plain random forest and
+    capmon's default."""
+    from capmon.processors.l4a import build_features
+
+    with tempfile.TemporaryDirectory() as folder:
+        tuning = load(tune_on, Path(folder))
+        tables: dict[bool, FeatureTable] = {}
+        ranked: list[tuple[float, str]] = []
+        for label, config in GRID.items():
+            parameters = parameters_of(config, jobs)
+            if parameters.descriptors not in tables:
+                tables[parameters.descriptors] = build_features(
+                    tuning.mdb, tuning.parcels["NewID"].tolist(), parameters.feature_settings()
+                )
+            started = time.perf_counter()
+            codes, _ = capmon_l4a(tuning, parameters, tables[parameters.descriptors])
+            oa, f1, kappa = figures(tuning.codes, codes)
+            ranked.append((oa + f1, label))
+            print(f"  tuning on {tune_on}: {label:36s} OA {oa:.3f}, macro-F1 {f1:.3f}, "
+                  f"kappa {kappa:.3f}, {time.perf_counter() - started:.1f} s",
+                  flush=True)  # fmt: skip
+        chosen = max(ranked)[1]
+        print(f"  chosen on {tune_on}: {chosen}")
+        report = load(report_on, Path(folder))
+        started = time.perf_counter()
+        baseline = plain_forest(report, jobs)
+        print(f"  {report_on}, plain RF on monthly medians: {scores(report.codes, baseline)}, "
+              f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+        for label in dict.fromkeys(["rf", chosen]):
+            started = time.perf_counter()
+            codes, _ = capmon_l4a(report, parameters_of(GRID[label], jobs))
+            print(f"  {report_on}, capmon L4A {label}"
+                  f"{' (chosen on ' + tune_on + ')' if label == chosen else ''}: "
+                  f"{scores(report.codes, codes)}, "
+                  f"{time.perf_counter() - started:.1f} s")  # fmt: skip
 
 
 def main() -> None:
@@ -163,8 +275,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--real", choices=sorted(REAL), default=None)
-    parser.add_argument("--balance", choices=["weights", "smote"], default="weights")
+    parser.add_argument("--balance", choices=["weights", "smote", "none"], default="weights")
+    parser.add_argument("--tune-on", choices=sorted(REAL), default=None)
+    parser.add_argument("--report-on", choices=sorted(REAL), default=None)
     args = parser.parse_args()
+    if args.tune_on or args.report_on:
+        if not (args.tune_on and args.report_on) or args.tune_on == args.report_on:
+            parser.error("--tune-on and --report-on take two different sets")
+        tune(args.tune_on, args.report_on, args.jobs)
+        return
     if args.real:
         real(args.real, args.classifier, args.jobs, args.balance)
         return

@@ -27,7 +27,11 @@ from capmon.processors.l4a import (
     classify_features,
 )
 from capmon.processors.l4a import training as training_module
-from capmon.processors.l4a.features import fill_nearest, interpolate_to_grid
+from capmon.processors.l4a.features import (
+    fill_nearest,
+    interpolate_to_grid,
+    temporal_descriptors,
+)
 from capmon.processors.l4a.training import (
     fold_of,
     smote,
@@ -540,3 +544,147 @@ def test_parcels_without_sentinel1_fall_back_to_sentinel2(world: World) -> None:
     assert result.counts["s2_only"] == 4
     assert result.evaluated == 90  # none is left out of the accuracy either
     assert any("without Sentinel-1" in note for note in result.notes)
+
+
+# -- issue 17: calendar periods, percentiles, temporal descriptors, S1-only fallback -----------
+
+
+def _ndvi_rows(dates: list[date], values: list[float], **statistics: list[float]) -> pd.DataFrame:
+    """NDVI rows of parcel 1 (and of parcel 2, the same plus 0.1) at ``dates``."""
+    frames = []
+    for parcel_id, shift in ((1, 0.0), (2, 0.1)):
+        frame = pd.DataFrame(
+            {"parcel_id": parcel_id, "signal": "NDVI", "date": dates,
+             "orbit_direction": None, "mean": np.asarray(values) + shift, "stdev": 0.05}
+        )  # fmt: skip
+        for name, column in statistics.items():
+            frame[name] = np.asarray(column) + shift
+        frames.append(frame)
+    return pd.DataFrame(pd.concat(frames, ignore_index=True))
+
+
+def _ndvi_features(rows: pd.DataFrame, **settings: Any) -> pd.DataFrame:
+    table = build_features(rows, [1, 2], FeatureSettings(mode="s2-only", **settings))
+    return table.features.filter(regex="_s2_.*_ndvi$")
+
+
+def _only_ndvi(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FeatureSettings, "optical_signals", property(lambda _self: ("NDVI",)))
+
+
+def test_periods_are_calendar_dekads_not_a_grid_from_the_first_acquisition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _only_ndvi(monkeypatch)
+    dates = [date(2024, 3, 5), date(2024, 3, 9), date(2024, 3, 27), date(2024, 4, 14)]
+    features = _ndvi_features(_ndvi_rows(dates, [0.2, 0.4, 0.5, 0.7]))
+    means = features.filter(like="_s2_mean_").loc[1]
+    # dekads start on the 1st, 11th and 21st whatever the first acquisition's day
+    assert list(means.index) == [f"XX_2024_{d}_s2_mean_ndvi" for d in
+                                 ("03_01", "03_11", "03_21", "04_01", "04_11")]  # fmt: skip
+    assert means["XX_2024_03_01_s2_mean_ndvi"] == pytest.approx(0.3)  # mean of 5 and 9 March
+    assert means["XX_2024_03_21_s2_mean_ndvi"] == pytest.approx(0.5)
+    assert means["XX_2024_04_11_s2_mean_ndvi"] == pytest.approx(0.7)
+    # an empty dekad: linear between the middles of its neighbours (6, 16 and 26.5 March)
+    assert means["XX_2024_03_11_s2_mean_ndvi"] == pytest.approx(0.3 + 0.2 * 10 / 20.5)
+    assert means["XX_2024_04_01_s2_mean_ndvi"] == pytest.approx(0.6, abs=0.01)
+
+
+def test_monthly_composites_keep_their_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    _only_ndvi(monkeypatch)
+    dates = [date(2024, m, 1) for m in (3, 4, 6, 7)]
+    rows = _ndvi_rows(dates, [0.2, 0.5, 0.8, 0.4])
+    means = _ndvi_features(rows).filter(like="_s2_mean_").loc[1]
+    assert list(means.index) == [f"XX_2024_0{m}_01_s2_mean_ndvi" for m in (3, 4, 5, 6, 7)]
+    assert means.to_numpy() == pytest.approx([0.2, 0.5, 0.65, 0.8, 0.4], abs=1e-6)
+    dekads = _ndvi_features(rows, period="dekad").filter(like="_s2_mean_")
+    assert dekads.shape[1] == 13  # forced dekads: 1 March to 1 July
+
+
+def test_the_mdb_percentiles_are_features_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    _only_ndvi(monkeypatch)
+    dates = [date(2024, m, 1) for m in (3, 4, 5)]
+    plain = _ndvi_features(_ndvi_rows(dates, [0.2, 0.5, 0.8]))
+    assert not any("_p25_" in c or "_median_" in c or "_p75_" in c for c in plain.columns)
+    rows = _ndvi_rows(dates, [0.2, 0.5, 0.8], p25=[0.1, 0.4, 0.7], median=[0.25, 0.5, 0.8],
+                      p75=[0.3, 0.6, 0.9])  # fmt: skip
+    rows.loc[(rows["parcel_id"] == 2) & (rows["date"] == date(2024, 4, 1)), "p25"] = np.nan
+    features = _ndvi_features(rows)
+    assert features.loc[1, "XX_2024_04_01_s2_p25_ndvi"] == pytest.approx(0.4)
+    assert features.loc[1, "XX_2024_05_01_s2_p75_ndvi"] == pytest.approx(0.9)
+    assert features.loc[1, "XX_2024_03_01_s2_median_ndvi"] == pytest.approx(0.25)
+    assert features.loc[2, "XX_2024_04_01_s2_p25_ndvi"] == pytest.approx(0.6)  # its mean
+
+
+def test_temporal_descriptors_of_a_season_curve_and_a_gap() -> None:
+    days = np.arange(0.0, 250.0, 10.0)
+    curve = 0.15 + 0.7 * np.exp(-(((days - 100.0) / 25.0) ** 2))
+    out = temporal_descriptors(curve[np.newaxis, :], days)
+    assert out["max_day"][0, 0] == 100.0
+    half = 25.0 * np.sqrt(np.log(2.0))  # the half-amplitude crossings of this curve
+    assert out["greenup_day"][0, 0] == pytest.approx(100.0 - half, abs=3.0)
+    assert out["senescence_day"][0, 0] == pytest.approx(100.0 + half, abs=3.0)
+    assert out["rise_day"][0, 0] < 100.0 < out["fall_day"][0, 0]
+    assert out["rise"][0, 0] > 0 > out["fall"][0, 0]
+    assert out["min"][0, 0] == pytest.approx(0.15, abs=0.01)
+    # the peak acquisition missing (linearly filled): the descriptors move little
+    gappy = curve.copy()
+    gappy[10] = (curve[9] + curve[11]) / 2
+    moved = temporal_descriptors(gappy[np.newaxis, :], days)
+    assert moved["max_day"][0, 0] == 100.0
+    assert abs(moved["greenup_day"][0, 0] - out["greenup_day"][0, 0]) < 2.0
+    assert abs(moved["integral"][0, 0] / out["integral"][0, 0] - 1.0) < 0.05
+    assert np.isnan(temporal_descriptors(np.array([[np.nan, 1.0]]), [0, 10])["max"]).all()
+
+
+def test_feature_table_has_descriptors_and_calendar_periods(
+    features_both: FeatureTable, world: World
+) -> None:
+    columns = set(features_both.features.columns)
+    assert {"XX_S_s2_ndvi_max_day", "XX_S_s2_ndwi_greenup_day", "XX_S_ASC_VH_integral",
+            "XX_S_DESC_RATIO_fall"} <= columns  # fmt: skip
+    peaks = features_both.features["XX_S_s2_ndvi_max_day"]
+    table, rows = world
+    declared = table.set_index("NewID")["ori_crop"].reindex(peaks.index)
+    # winter wheat peaks 40 days after 1 March, maize 110: day of year 100 and 170
+    assert peaks[declared == 311].median() == pytest.approx(60 + 40, abs=10)
+    assert peaks[declared == 201].median() == pytest.approx(60 + 110, abs=10)
+    plain = build_features(rows, table["NewID"].tolist(), FeatureSettings(descriptors=False))
+    assert not any(c.startswith("XX_S_") and "COHE" not in c for c in plain.features.columns)
+
+
+def test_parcels_without_sentinel2_fall_back_to_sentinel1(world: World) -> None:
+    table, rows = world
+    no_s2 = [5, 35, 65]  # one parcel of each class
+    optical = ~rows["signal"].isin(["AMP_VV", "AMP_VH", "COHE_VV", "COHE_VH"])
+    observed = rows[~(optical & rows["parcel_id"].isin(no_s2))]
+    result = classify_crops(observed, table, lut(), fast())
+    by_id = result.parcels.set_index("NewID")
+    assert by_id.loc[no_s2, "Classif_r"].str.startswith("Classified").all()
+    assert by_id.loc[no_s2, "Predicted_by"].str.startswith("S1 ").all()
+    assert not by_id.drop(index=no_s2)["Predicted_by"].str.startswith("S").any()
+    assert result.counts["s1_only"] == 3
+    assert result.evaluated == 90
+    assert any("without Sentinel-2" in note for note in result.notes)
+    # no observation at all: left out, named
+    nothing = observed[observed["parcel_id"] != 5]
+    left = classify_crops(nothing, table, lut(), fast()).parcels.set_index("NewID")
+    assert left.loc[5, "Classif_r"] == "Not_classified_no_observations"
+
+
+def test_lightgbm_settings_and_no_balance_reach_the_model() -> None:
+    rules = TrainingRules(
+        classifier="lightgbm", num_leaves=7, learning_rate=0.1, feature_fraction=0.5,
+        min_node_size=4, balance="none", jobs=1,
+    )  # fmt: skip
+    settings = training_module._model(rules, 0).get_params()
+    assert (settings["num_leaves"], settings["learning_rate"]) == (7, 0.1)
+    assert (settings["colsample_bytree"], settings["min_child_samples"]) == (0.5, 4)
+    assert settings["class_weight"] is None
+    forest = training_module._model(TrainingRules(balance="none", jobs=1), 0).get_params()
+    assert forest["class_weight"] is None
+    assert training_module._model(TrainingRules(jobs=1), 0).get_params()["class_weight"] == (
+        "balanced"
+    )
+    with pytest.raises(InputError, match="feature_fraction"):
+        TrainingRules(feature_fraction=0.0)

@@ -4,7 +4,7 @@ files and columns, its catalogue row, and its errors."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,12 +15,13 @@ from shapely.geometry import box
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from capmon.catalog.models import Product
+from capmon.catalog.models import Product, season_year
 from capmon.cli.main import app
 from capmon.errors import NotFoundError
 from capmon.mdb.store import MDB_SCHEMA, MdbManifest, MdbStore
 from capmon.parcels import PARCEL_COLUMNS
 from capmon.processors import RunContext, get_processor
+from capmon.processors.files import run_period
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.workspace import Workspace, open_workspace
 from tests.test_l4a import lut, parcels, series
@@ -160,6 +161,29 @@ def test_missing_mdb_is_a_named_error(workspace: Workspace, inputs: dict[str, Pa
         processor.run(RunContext(workspace, site, season), processor.parse_parameters(values))
 
 
+def test_the_season_year_comes_from_the_season_not_its_end_date(workspace: Workspace) -> None:
+    """Issue 17: a season named 2023 that ends on 2024-01-31 reads the 2023 declarations."""
+    with workspace.session() as session:
+        site = get_site(session, SITE)
+        create_season(session, site, "2023", SeasonDates.parse("2023-02-01", "2024-01-31",
+                                                               "2023-07-01"))  # fmt: skip
+    with workspace.session() as session:
+        site = get_site(session, SITE)
+        season = get_season(session, site, "2023")
+        assert season.year == 2023
+        assert get_season(session, site, "2024").year == 2024
+    assert run_period(RunContext(workspace, site, season), None, "L4A").year == 2023
+    # no single year in the name, or one outside the season: the year of the end date
+    assert season_year("2023-2024", date(2023, 10, 1), date(2024, 7, 31)) == 2024
+    assert season_year("main", date(2023, 10, 1), date(2024, 7, 31)) == 2024
+    assert season_year("2019", date(2023, 10, 1), date(2024, 7, 31)) == 2024
+    assert season_year("20231001-20240731", date(2023, 10, 1), date(2024, 7, 31)) == 2024
+    assert season_year("winter 2023", date(2023, 10, 1), date(2024, 7, 31)) == 2023
+    processor = get_processor("l4a")
+    with pytest.raises(NotFoundError, match="has no declarations for 2023"):
+        processor.run(RunContext(workspace, site, season), processor.parse_parameters({}))
+
+
 def test_cli_reports_bad_parameters(workspace: Workspace, inputs: dict[str, Path]) -> None:
     home = str(workspace.home)
     early = runner.invoke(
@@ -171,3 +195,14 @@ def test_cli_reports_bad_parameters(workspace: Workspace, inputs: dict[str, Path
     bad_mode = runner.invoke(app, ["--home", home, "run", "l4a", SITE, "2024", "--mode", "s3"])
     assert bad_mode.exit_code != 0
     assert "--mode" in bad_mode.output
+
+
+def test_the_earlier_optical_step_is_read_as_a_calendar_period() -> None:
+    """Schedules stored before calendar periods pass ``optical_step_days``: 10 reads as
+    dekads, 30 as months, another step is refused with the new parameter's name."""
+    from capmon.processors.l4a.parameters import L4AParameters
+
+    assert L4AParameters.model_validate({"optical_step_days": 10}).period == "dekad"
+    assert L4AParameters.model_validate({"optical_step_days": 30}).period == "month"
+    with pytest.raises(ValueError, match="set period to dekad or month"):
+        L4AParameters.model_validate({"optical_step_days": 7})

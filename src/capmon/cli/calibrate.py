@@ -55,7 +55,7 @@ def baresoil(
             with workspace.session() as session:
                 site_row = get_site(session, site)
                 season_row = get_season(session, site_row, season)
-                year = season_row.end_date.year
+                year = season_row.year
             mdb = season_mdb_folder(workspace, site_row, season, year)
         table = read_labels(labels)
         matched, unmatched = label_features(table, open_mdb(mdb), tolerance_days=tolerance_days)

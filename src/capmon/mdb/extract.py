@@ -798,7 +798,7 @@ def extract_season(
     with workspace.session() as session:
         site_row = get_site(session, site)
         season_row = get_season(session, site_row, season)
-        year = season_row.end_date.year
+        year = season_row.year
         declarations = latest_row(session, DeclarationSet, site_row, year)
         if declarations is None:
             raise InputError(

@@ -60,7 +60,10 @@ class SeasonPeriod:
 
     @property
     def year(self) -> int:
-        return self.end_date.year
+        """The declaration year (:func:`capmon.catalog.models.season_year`)."""
+        from capmon.catalog.models import season_year
+
+        return season_year(self.name, self.start_date, self.end_date)
 
 
 def run_period(context: RunContext, mdb: MarkersDatabase | None, label: str) -> SeasonPeriod:

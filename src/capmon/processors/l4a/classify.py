@@ -224,17 +224,21 @@ def classify_features(
     fail(table["S2Pix"] < min_s2, NOT_MIN_S2, f"S2Pix below min_s2_pix {min_s2}")
     matrix = features.features.reindex(table["NewID"].to_numpy()).to_numpy(np.float64)
     optical = np.asarray(["_s2_" in c for c in features.features.columns], dtype=bool)
-    fallback = np.zeros(len(table), dtype=bool)
-    if parameters.mode == "both" and optical.any():
-        # Sentinel-2 is required; a parcel without Sentinel-1 falls back to an S2-only model
+    fallback = np.zeros(len(table), dtype=bool)  # no Sentinel-1: the S2 model
+    fallback_s1 = np.zeros(len(table), dtype=bool)  # no Sentinel-2: the S1 model
+    has_s2 = np.ones(len(table), dtype=bool)
+    has_s1 = np.ones(len(table), dtype=bool)
+    if parameters.mode == "both" and optical.any() and (~optical).any():
+        # a parcel observed by one sensor only falls back to a model on that sensor's features
         has_s2 = ~np.isnan(matrix[:, optical]).any(axis=1)
         has_s1 = ~np.isnan(matrix[:, ~optical]).any(axis=1) & (table["S1Pix"].to_numpy() >= min_s1)
         fail(
-            ~has_s2,
+            ~has_s2 & ~has_s1,
             NOT_OBSERVED,
             pd.Series(reasons.fillna("no observation in the MDB").to_numpy(), index=table.index),
         )
-        fallback = ~has_s1
+        fallback = has_s2 & ~has_s1
+        fallback_s1 = has_s1 & ~has_s2
     else:
         fail(table["S1Pix"] < min_s1, NOT_S1, f"S1Pix below min_s1_pix {min_s1}")
         fail(
@@ -244,6 +248,7 @@ def classify_features(
         )
     eligible = table["classif"].isna().to_numpy()
     fallback &= eligible
+    fallback_s1 &= eligible
     best = eligible & (table["S2Pix"].to_numpy() >= parameters.best_s2_pix)
     declared = np.asarray(table["CTnumL4A"].fillna(-1).to_numpy(np.int64), dtype=np.int64)
     names = (
@@ -286,18 +291,32 @@ def classify_features(
     by = np.full(len(table), "", dtype="<U16")
     notes = list(features.notes)
     if len(kept) >= 2:
-        if len(np.unique(declared[train & ~fallback])) < 2:
-            fallback = eligible.copy()  # too few parcels with S1 to learn from
+        both = ~fallback & ~fallback_s1
+        if len(np.unique(declared[train & both])) < 2:
+            # too few parcels with both sensors to learn from: each sensor's model alone
+            fallback, fallback_s1 = has_s2 & eligible, ~has_s2 & eligible
+            both = np.zeros(len(table), dtype=bool)
         every = np.ones(len(optical), dtype=bool)
-        runs = [(every, ~fallback, "")] if (~fallback & eligible).any() else []
+        runs = [(every, both, train & both, "")] if (both & eligible).any() else []
         if fallback.any():
-            runs.append((optical, fallback, "S2 "))
+            runs.append((optical, fallback, train & has_s2, "S2 "))
             notes.append(
                 f"{int(fallback.sum())} parcel(s) without Sentinel-1 classified by a model on "
                 "Sentinel-2 features only"
             )
-        for columns, group, prefix in runs:
-            fit_on = train if prefix else train & ~fallback
+        if fallback_s1.any():
+            if len(np.unique(declared[train & has_s1])) < 2:
+                fail(fallback_s1, NOT_OBSERVED, "no Sentinel-2 observation, and too few "
+                     "training parcels with Sentinel-1 for a Sentinel-1 model")  # fmt: skip
+                predicted &= ~fallback_s1
+                validation &= ~fallback_s1
+            else:
+                runs.append((~optical, fallback_s1, train & has_s1, "S1 "))
+                notes.append(
+                    f"{int(fallback_s1.sum())} parcel(s) without Sentinel-2 classified by a "
+                    "model on Sentinel-1 features only"
+                )
+        for columns, group, fit_on, prefix in runs:
             others = predicted & ~train & group
             own, rest = train_and_predict(
                 matrix[fit_on][:, columns], declared[fit_on], matrix[others][:, columns], rules,
@@ -375,6 +394,7 @@ def classify_features(
         "predicted": int(has.sum()),
         "evaluated": n_evaluated,
         "s2_only": int((fallback & has).sum()),
+        "s1_only": int((fallback_s1 & has).sum()),
     }
     say(1.0, "done")
     return L4AResult(

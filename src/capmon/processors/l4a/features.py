@@ -5,19 +5,31 @@ and then takes each parcel's mean and stdev of the pixel features. capmon starts
 which already holds each parcel's mean and stdev per acquisition, and computes the same
 features from those parcel statistics:
 
-* **Optical** (``XX_<YYYY_MM_DD>_s2_{mean,dev}_<band>``): parcel mean and stdev linearly
-  interpolated on a 10-day grid from the first to the last acquisition, between the nearest
-  valid acquisitions of the parcel before and after each grid date (one side only: that value).
-  The interpolated mean is exact when the parcel's pixels share their valid dates (the MDB keeps
-  a date only when most of the parcel is clear); the interpolated stdev is an upper bound of the
-  stdev of interpolated pixels (stdev is sub-additive), equal when the two dates' pixel values
-  are perfectly correlated, which they nearly are within a field.
+* **Optical** (``XX_<YYYY_MM_DD>_s2_{mean,dev}_<band>``, the date the period's first day):
+  per calendar period (dekads starting on the 1st, 11th and 21st of each month, or calendar
+  months), the mean of the parcel's acquisitions in the period; a period without any is
+  interpolated linearly between the nearest periods with one (their middle days; one side
+  only: that value). The periods are anchored on the calendar, never on the first acquisition,
+  so a series that already is a dekadal or monthly composite keeps its values unchanged
+  (``period="auto"``: calendar months when every acquisition is dated on the 1st of a month, as
+  composites are, else dekads). Sen4CAP interpolates on a 10-day grid from the first
+  acquisition, which drifts off the calendar and re-interpolates composites. When the MDB
+  holds percentiles, ``s2_{p25,median,p75}_<index>`` of NDVI, NDWI and BRIGHTNESS too (a
+  parcel date without them takes its mean).
+* **Temporal descriptors** (``descriptors=True``; ``XX_S_s2_<index>_<descriptor>`` for NDVI
+  and NDWI, ``XX_S_<dir>_<VV|VH|RATIO>_<descriptor>`` for backscatter in dB): computed on the
+  gap-filled period curve smoothed with weights 1-2-1, so a missing date moves them little:
+  maximum, its day, minimum, mean, stdev, amplitude, integral above the minimum, green-up and
+  senescence days (the half-amplitude crossings before and after the maximum), the steepest
+  rise and fall per day and their days. Days count from 1 January of the first period's year.
 * **SAR backscatter**, per orbit direction and polarisation, in Sen4CAP's "AMP dB":
   weekly composites (``XX_W<YYYYWW>_<ASC|DESC>_<VV|VH>_BCK_{MEAN,DEV}``: mean of the week's
-  parcel means and stdevs), the weekly VV/VH ratio (``..._RATIO_BCK_MEAN``: VV dB - VH dB, the
-  log of the ratio), and per 2-month group the temporal mean and coefficient of variation of
-  the linear amplitude (``XX_M<YYYYMM>_<dir>_<VV|VH|RATIO>_BCK_{MEAN,CVAR}_MEAN``). Sen4CAP
-  takes these temporal statistics per pixel, capmon on the parcel mean series.
+  parcel means and stdevs; monthly ones, ``M<YYYYMM>``, when the period is months: a monthly
+  composite is not spread over weeks), the weekly VV/VH ratio (``..._RATIO_BCK_MEAN``:
+  VV dB - VH dB, the log of the ratio), and per 2-month group the temporal mean and
+  coefficient of variation of the linear amplitude
+  (``XX_M<YYYYMM>_<dir>_<VV|VH|RATIO>_BCK_{MEAN,CVAR}_MEAN``). Sen4CAP takes these temporal
+  statistics per pixel, capmon on the parcel mean series.
 * **Coherence**, per polarisation: monthly mean and 10th percentile (R type 4, as Sen4CAP's)
   of the parcel mean coherence of the month's pairs (``XX_M<YYYYMM>_<pol>_COHE_{MEAN,MIN}_MEAN``)
   and the season's temporal stdev (``XX_S_<pol>_COHE_DEV``).
@@ -33,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +55,7 @@ from capmon.errors import InputError
 from capmon.mdb.query import MarkersDatabase
 
 Mode = Literal["s2-only", "s1-only", "both"]
+Period = Literal["auto", "dekad", "month"]
 FloatMatrix = npt.NDArray[np.float64]
 
 S2_MAIN = ("B03", "B04", "B08", "B11", "NDVI", "NDWI", "BRIGHTNESS")
@@ -63,6 +76,8 @@ _BAND_NAMES = {
     "BRIGHTNESS": "brightness",
 }
 _ROW_COLUMNS = ("parcel_id", "signal", "date", "orbit_direction", "mean", "stdev")
+PERCENTILES = ("p25", "median", "p75")
+DESCRIBED_INDICES = ("NDVI", "NDWI")
 
 
 @dataclass(frozen=True)
@@ -73,15 +88,18 @@ class FeatureSettings:
     start: date | None = None
     end: date | None = None
     until: date | None = None
-    optical_step_days: int = 10
+    period: Period = "auto"
     radar_weeks: int = 1
     backscatter_months: int = 2
+    descriptors: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("s2-only", "s1-only", "both"):
             raise InputError(f"mode must be s2-only, s1-only or both, not {self.mode!r}")
-        if self.optical_step_days < 1 or self.radar_weeks < 1 or self.backscatter_months < 1:
-            raise InputError("optical_step_days, radar_weeks and backscatter_months must be >= 1")
+        if self.period not in ("auto", "dekad", "month"):
+            raise InputError(f"period must be auto, dekad or month, not {self.period!r}")
+        if self.radar_weeks < 1 or self.backscatter_months < 1:
+            raise InputError("radar_weeks and backscatter_months must be >= 1")
 
     @property
     def uses_s2(self) -> bool:
@@ -140,9 +158,14 @@ def available_signals(source: SeriesSource) -> set[str]:
 
 
 def _rows(
-    source: SeriesSource, signals: Sequence[str], start: date | None, end: date | None
+    source: SeriesSource,
+    signals: Sequence[str],
+    start: date | None,
+    end: date | None,
+    extra: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """The MDB rows of ``signals`` between ``start`` and ``end`` (inclusive), few columns."""
+    """The MDB rows of ``signals`` between ``start`` and ``end`` (inclusive), few columns, plus
+    the ``extra`` statistics (NaN when the source has no such column)."""
     if isinstance(source, MarkersDatabase):
         quoted = ", ".join(f"'{s}'" for s in signals)
         condition = f"signal IN ({quoted})"
@@ -150,7 +173,9 @@ def _rows(
             condition += f" AND date >= DATE '{start.isoformat()}'"
         if end is not None:
             condition += f" AND date <= DATE '{end.isoformat()}'"
-        relation = source.duckdb().filter(condition).project(", ".join(_ROW_COLUMNS))
+        relation = source.duckdb()
+        held = [c for c in extra if c in relation.columns]
+        relation = relation.filter(condition).project(", ".join([*_ROW_COLUMNS, *held]))
         frame: pd.DataFrame = relation.df()
     else:
         missing = [c for c in _ROW_COLUMNS if c not in source.columns and c != "orbit_direction"]
@@ -159,7 +184,7 @@ def _rows(
         frame = source[source["signal"].isin(list(signals))]
         if "orbit_direction" not in frame.columns:
             frame = frame.assign(orbit_direction=None)
-        frame = frame[list(_ROW_COLUMNS)]
+        frame = frame[[*_ROW_COLUMNS, *(c for c in extra if c in frame.columns)]]
         days = pd.to_datetime(frame["date"])
         keep = np.ones(len(frame), dtype=bool)
         if start is not None:
@@ -167,6 +192,9 @@ def _rows(
         if end is not None:
             keep &= (days <= pd.Timestamp(end)).to_numpy()
         frame = frame[keep]
+    for column in extra:
+        if column not in frame.columns:
+            frame = frame.assign(**{column: np.nan})
     frame = frame.assign(date=pd.to_datetime(frame["date"]).dt.normalize())
     return frame.reset_index(drop=True)
 
@@ -250,7 +278,7 @@ def _neighbours(valid: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt
 
 
 def interpolate_to_grid(
-    values: FloatMatrix, days: npt.NDArray[np.int64], grid: npt.NDArray[np.int64]
+    values: FloatMatrix, days: npt.NDArray[Any], grid: npt.NDArray[Any]
 ) -> FloatMatrix:
     """Linear interpolation of each row (NaN = no acquisition) at the ``grid`` days.
 
@@ -323,6 +351,166 @@ def _group_reduce(
             raise ValueError(f"unknown reduction {how}")
         out[has, g] = result
     return out
+
+
+def period_of(when: date, period: Literal["dekad", "month"]) -> date:
+    """The first day of the calendar dekad (1st, 11th, 21st) or month holding ``when``."""
+    if period == "month":
+        return when.replace(day=1)
+    return when.replace(day=min((when.day - 1) // 10, 2) * 10 + 1)
+
+
+def _next_period(start: date, period: Literal["dekad", "month"]) -> date:
+    if period == "dekad" and start.day < 21:
+        return start.replace(day=start.day + 10)
+    return date(start.year + start.month // 12, start.month % 12 + 1, 1)
+
+
+def resolved_period(period: Period, days: npt.NDArray[np.int64]) -> Literal["dekad", "month"]:
+    """``auto``: months when every acquisition is dated on the 1st of a month (composites),
+    else dekads."""
+    if period != "auto":
+        return period
+    monthly = all(_as_date(int(d)).day == 1 for d in days)
+    return "month" if monthly and len(days) else "dekad"
+
+
+@dataclass(frozen=True)
+class CalendarPeriods:
+    """The calendar periods from the first acquisition's to the last one's, and for each
+    acquisition day (column) its period."""
+
+    starts: tuple[date, ...]
+    middle_days: npt.NDArray[np.float64]
+    of_day: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, days: npt.NDArray[np.int64], period: Literal["dekad", "month"]) -> CalendarPeriods:
+        first = period_of(_as_date(int(days.min())), period)
+        last = period_of(_as_date(int(days.max())), period)
+        starts = [first]
+        while starts[-1] < last:
+            starts.append(_next_period(starts[-1], period))
+        ends = [_next_period(start, period) for start in starts]
+        epoch = date(1970, 1, 1)
+        middle = np.array(
+            [((a - epoch).days + (b - epoch).days) / 2.0 for a, b in zip(starts, ends, strict=True)]
+        )
+        lookup = {start: i for i, start in enumerate(starts)}
+        of_day = np.array([lookup[period_of(_as_date(int(d)), period)] for d in days], np.int64)
+        return cls(tuple(starts), middle, of_day)
+
+    def composite(self, values: FloatMatrix) -> FloatMatrix:
+        """Per parcel and period, the mean of its acquisitions in the period; a period
+        without any interpolated between the nearest ones with one (edges: the nearest)."""
+        means = _group_reduce(values, self.of_day, len(self.starts), "mean")
+        return interpolate_to_grid(means, self.middle_days, self.middle_days)
+
+
+DESCRIPTORS = (
+    "max", "max_day", "min", "mean", "std", "amplitude", "integral", "greenup_day",
+    "senescence_day", "rise", "rise_day", "fall", "fall_day",
+)  # fmt: skip
+
+
+def smooth(curve: FloatMatrix) -> FloatMatrix:
+    """Weights 1-2-1 over neighbouring periods (an edge period stands in for its missing
+    neighbour)."""
+    if curve.shape[1] < 3:
+        return curve.copy()
+    padded = np.concatenate([curve[:, :1], curve, curve[:, -1:]], axis=1)
+    smoothed: FloatMatrix = (padded[:, :-2] + 2.0 * padded[:, 1:-1] + padded[:, 2:]) / 4.0
+    return smoothed
+
+
+def temporal_descriptors(curve: FloatMatrix, days: npt.ArrayLike) -> dict[str, FloatMatrix]:
+    """The :data:`DESCRIPTORS` of each row of a gap-free ``curve`` sampled at ``days``
+    (increasing), smoothed first; a row with a NaN gives NaN."""
+    x = np.asarray(days, dtype=np.float64)
+    rows, n = curve.shape
+    missing = np.isnan(curve).any(axis=1) if n else np.ones(rows, dtype=bool)
+    y = smooth(np.nan_to_num(curve, nan=0.0))
+    out: dict[str, FloatMatrix] = {}
+    if n == 0:
+        return {name: np.full((rows, 1), np.nan) for name in DESCRIPTORS}
+    every = np.arange(rows)
+    peak = np.argmax(y, axis=1)
+    top = y[every, peak]
+    low = y.min(axis=1)
+    out["max"], out["max_day"], out["min"] = top, x[peak], low
+    out["mean"], out["std"], out["amplitude"] = y.mean(axis=1), y.std(axis=1), top - low
+    widths = np.diff(x)
+    out["integral"] = (
+        (((y[:, 1:] + y[:, :-1]) / 2.0 - low[:, None]) * widths[None, :]).sum(axis=1)
+        if n > 1
+        else np.zeros(rows)
+    )
+    columns = np.arange(n)[None, :]
+    before = columns <= peak[:, None]
+    after = columns >= peak[:, None]
+    low_before = np.where(before, y, np.inf).min(axis=1)
+    low_after = np.where(after, y, np.inf).min(axis=1)
+    out["greenup_day"] = _crossing(y, x, (low_before + top) / 2.0, peak, rising=True)
+    out["senescence_day"] = _crossing(y, x, (low_after + top) / 2.0, peak, rising=False)
+    if n > 1:
+        slope = np.diff(y, axis=1) / widths[None, :]
+        centre = (x[1:] + x[:-1]) / 2.0
+        up, down = np.argmax(slope, axis=1), np.argmin(slope, axis=1)
+        out["rise"], out["rise_day"] = slope[every, up], centre[up]
+        out["fall"], out["fall_day"] = slope[every, down], centre[down]
+    else:
+        zero = np.zeros(rows)
+        out["rise"], out["rise_day"], out["fall"], out["fall_day"] = zero, x[peak], zero, x[peak]
+    return {
+        name: np.where(missing, np.nan, np.asarray(out[name], dtype=np.float64))[:, None]
+        for name in DESCRIPTORS
+    }
+
+
+def _crossing(
+    y: FloatMatrix,
+    x: npt.NDArray[np.float64],
+    level: npt.NDArray[np.float64],
+    peak: npt.NDArray[np.intp],
+    *,
+    rising: bool,
+) -> npt.NDArray[np.float64]:
+    """The day the curve crosses ``level``: the last rise through it before the peak
+    (``rising``) or the first fall through it after the peak, interpolated linearly; the
+    first (last) day when it never is below the level on that side."""
+    rows, n = y.shape
+    columns = np.arange(n)[None, :]
+    below = y < level[:, None]
+    every = np.arange(rows)
+    if rising:
+        side = below & (columns < peak[:, None])
+        found = side.any(axis=1)
+        i = np.where(found, n - 1 - np.argmax(side[:, ::-1], axis=1), 0)
+        j = np.minimum(i + 1, n - 1)
+        default = np.full(rows, x[0])
+    else:
+        side = below & (columns > peak[:, None])
+        found = side.any(axis=1)
+        j = np.where(found, np.argmax(side, axis=1), n - 1)
+        i = np.maximum(j - 1, 0)
+        default = np.full(rows, x[-1])
+    y_i, y_j = y[every, i], y[every, j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(y_j != y_i, (level - y_i) / (y_j - y_i), 0.0)
+    day = x[i] + np.clip(t, 0.0, 1.0) * (x[j] - x[i])
+    return np.where(found, day, default)
+
+
+def _describe(
+    builder: _Builder, group: str, key: str, curve: FloatMatrix, days: npt.ArrayLike
+) -> None:
+    for name, column in temporal_descriptors(curve, days).items():
+        builder.add(group, [f"XX_S_{key}_{name}"], column)
+
+
+def _season_days(middle_days: npt.NDArray[np.float64], first: date) -> npt.NDArray[np.float64]:
+    """Day numbers (since 1970) as days since 1 January of ``first``'s year."""
+    return middle_days - float((date(first.year, 1, 1) - date(1970, 1, 1)).days)
 
 
 def _weeks(days: npt.NDArray[np.int64], weeks_per_period: int) -> list[tuple[int, int]]:
@@ -455,15 +643,15 @@ def _optical_features(
     source: SeriesSource, builder: _Builder, settings: FeatureSettings, last_day: date | None
 ) -> tuple[tuple[date, ...], date]:
     signals = settings.optical_signals
-    rows = _rows(source, signals, settings.start, last_day)
+    rows = _rows(source, signals, settings.start, last_day, extra=PERCENTILES)
     if rows.empty:
         raise InputError(
             f"no Sentinel-2 observation of {', '.join(signals)} up to {last_day or 'the end'}"
         )
     days = np.unique(_day_numbers(rows["date"]))
-    grid = np.arange(days[0], days[-1] + 1, settings.optical_step_days, dtype=np.int64)
-    grid_dates = tuple(_as_date(int(d)) for d in grid)
-    labels = [d.strftime("%Y_%m_%d") for d in grid_dates]
+    periods = CalendarPeriods.of(days, resolved_period(settings.period, days))
+    labels = [d.strftime("%Y_%m_%d") for d in periods.starts]
+    season_days = _season_days(periods.middle_days, periods.starts[0])
     by_signal = dict(tuple(rows.groupby("signal", sort=False)))
     for signal in signals:
         band = _BAND_NAMES[signal]
@@ -474,17 +662,25 @@ def _optical_features(
         builder.require(present, f"no Sentinel-2 {signal} observation")
         # a parcel's stdev is missing only with its mean; a single-pixel stdev is 0
         devs = np.where(np.isnan(devs) & ~np.isnan(means), 0.0, devs)
+        mean_curve = periods.composite(means)
+        builder.add("s2", (f"XX_{label}_s2_mean_{band}" for label in labels), mean_curve)
         builder.add(
-            "s2",
-            (f"XX_{label}_s2_mean_{band}" for label in labels),
-            interpolate_to_grid(means, days, grid),
+            "s2", (f"XX_{label}_s2_dev_{band}" for label in labels), periods.composite(devs)
         )
-        builder.add(
-            "s2",
-            (f"XX_{label}_s2_dev_{band}" for label in labels),
-            interpolate_to_grid(devs, days, grid),
-        )
-    return grid_dates, _as_date(int(days[-1]))
+        if signal in _INDEX_BANDS:
+            for statistic in PERCENTILES:
+                if not part[statistic].notna().any():
+                    continue
+                values = _matrix(part, builder.parcels, days, statistic)
+                values = np.where(np.isnan(values), means, values)
+                builder.add(
+                    "s2_percentiles",
+                    (f"XX_{label}_s2_{statistic}_{band}" for label in labels),
+                    periods.composite(values),
+                )
+        if settings.descriptors and signal in DESCRIBED_INDICES:
+            _describe(builder, "s2_descriptors", f"s2_{band}", mean_curve, season_days)
+    return periods.starts, _as_date(int(days[-1]))
 
 
 def _sar_features(
@@ -512,9 +708,16 @@ def _sar_features(
     for direction in directions:
         of_direction = backscatter[backscatter["orbit_direction"] == direction]
         days = np.unique(_day_numbers(of_direction["date"]))
-        week_of_day, weeks = _period_index(_weeks(days, settings.radar_weeks))
+        period = resolved_period(settings.period, days)
+        if period == "month":  # composites: one column per month, not spread over weeks
+            week_of_day, weeks = _period_index(_months(days, 1))
+            week_labels = [f"M{year}{month:02d}" for year, month in weeks]
+        else:
+            week_of_day, weeks = _period_index(_weeks(days, settings.radar_weeks))
+            week_labels = [f"W{year}{week:02d}" for year, week in weeks]
         month_of_day, months = _period_index(_months(days, settings.backscatter_months))
-        week_labels = [f"W{year}{week:02d}" for year, week in weeks]
+        periods = CalendarPeriods.of(days, period)
+        season_days = _season_days(periods.middle_days, periods.starts[0])
         month_labels = [f"M{year}{month:02d}" for year, month in months]
         db: dict[str, FloatMatrix] = {}
         for signal in S1_BACKSCATTER:
@@ -535,12 +738,18 @@ def _sar_features(
                         weekly_dev)  # fmt: skip
             _temporal(builder, np.power(10.0, means / 10.0), month_of_day, month_labels,
                       f"{direction}_{pol}")  # fmt: skip
+            if settings.descriptors:
+                _describe(builder, "s1_descriptors", f"{direction}_{pol}",
+                          periods.composite(means), season_days)  # fmt: skip
         ratio_db = db["VV"] - db["VH"]
         weekly_ratio = fill_nearest(_group_reduce(ratio_db, week_of_day, len(weeks), "mean"))
         builder.add("s1_weekly", (f"XX_{w}_{direction}_RATIO_BCK_MEAN" for w in week_labels),
                     weekly_ratio)  # fmt: skip
         _temporal(builder, np.power(10.0, ratio_db / 10.0), month_of_day, month_labels,
                   f"{direction}_RATIO")  # fmt: skip
+        if settings.descriptors:
+            _describe(builder, "s1_descriptors", f"{direction}_RATIO",
+                      periods.composite(ratio_db), season_days)  # fmt: skip
     for signal in coherence:
         pol = signal.removeprefix("COHE_")
         part = rows[(rows["signal"] == signal) & (rows["mean"] > 0)]

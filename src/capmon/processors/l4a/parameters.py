@@ -58,10 +58,10 @@ class L4AParameters(BaseModel):
     sample_ratio_l: float = Field(
         default=0.75, gt=0, le=1, description="Training share, strategy 3."
     )
-    balance: Literal["weights", "smote"] = Field(
+    balance: Literal["weights", "smote", "none"] = Field(
         default="weights",
-        description="Class balance: weights (inverse class size) or smote (Sen4CAP's SMOTE "
-        "to smote_target).",
+        description="Class balance: weights (inverse class size), smote (Sen4CAP's SMOTE "
+        "to smote_target) or none.",
     )
     smote_target: int = Field(
         default=1000,
@@ -74,9 +74,25 @@ class L4AParameters(BaseModel):
         default=300, ge=1, description="Trees (RF) or boosting rounds (LightGBM)."
     )
     min_node_size: int = Field(
-        default=10, ge=2, description="ranger min.node.size (RF min_samples_split)."
+        default=10,
+        ge=2,
+        description="ranger min.node.size (RF min_samples_split; LightGBM min_child_samples).",
     )
-    optical_step_days: int = Field(default=10, ge=1, description="Optical resampling step in days.")
+    num_leaves: int = Field(default=15, ge=2, description="LightGBM leaves per tree.")
+    learning_rate: float = Field(default=0.05, gt=0, le=1, description="LightGBM learning rate.")
+    feature_fraction: float = Field(
+        default=0.3, gt=0, le=1, description="LightGBM share of the features each tree sees."
+    )
+    period: Literal["auto", "dekad", "month"] = Field(
+        default="auto",
+        description="Calendar periods of the optical series (and of the S1 series when "
+        "monthly): dekads (1st, 11th, 21st), months, or auto (months for monthly composites).",
+    )
+    descriptors: bool = Field(
+        default=True,
+        description="Temporal descriptors (maximum and its day, green-up, senescence, slopes, "
+        "integral) of the smoothed NDVI, NDWI and backscatter curves.",
+    )
     radar_weeks: int = Field(default=1, ge=1, description="Weeks per backscatter composite.")
     backscatter_months: int = Field(
         default=2, ge=1, description="Months per backscatter statistic."
@@ -120,6 +136,26 @@ class L4AParameters(BaseModel):
             raise ValueError("lc needs at least one land-cover code")
         return sorted(set(codes))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_step(cls, values: object) -> object:
+        """``optical_step_days`` (before calendar periods; stored schedules and configs may
+        still pass it): 10 is dekads, 30 or 31 months, anything else an error saying so."""
+        if not isinstance(values, dict) or "optical_step_days" not in values:
+            return values
+        values = dict(values)
+        step = values.pop("optical_step_days")
+        try:
+            days = int(step)
+        except (TypeError, ValueError):
+            days = -1
+        period = {10: "dekad", 30: "month", 31: "month"}.get(days)
+        if period is None:
+            raise ValueError(f"optical_step_days {step!r} is no longer supported: L4A uses "
+                             "calendar periods, set period to dekad or month")  # fmt: skip
+        values.setdefault("period", period)
+        return values
+
     @model_validator(mode="after")
     def _thresholds(self) -> L4AParameters:
         if self.pa_train_l > self.pa_train_h:
@@ -135,7 +171,8 @@ class L4AParameters(BaseModel):
             start=start,
             end=end,
             until=self.until,
-            optical_step_days=self.optical_step_days,
+            period=self.period,
+            descriptors=self.descriptors,
             radar_weeks=self.radar_weeks,
             backscatter_months=self.backscatter_months,
         )
@@ -158,6 +195,9 @@ class L4AParameters(BaseModel):
             seed=self.seed,
             jobs=self.jobs,
             balance=self.balance,
+            num_leaves=self.num_leaves,
+            learning_rate=self.learning_rate,
+            feature_fraction=self.feature_fraction,
         )
 
     @property

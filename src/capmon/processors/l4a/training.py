@@ -10,7 +10,9 @@
   (``class_weight="balanced"``), which costs nothing; ``balance="smote"`` is Sen4CAP's SMOTE,
   raising every class with fewer than ``smote_target`` training parcels to exactly
   ``smote_target`` (k nearest neighbours of its own class, k capped at the class size - 1):
-  with 8-80 real parcels per class that is mostly synthetic rows and most of the run time.
+  with 8-80 real parcels per class that is mostly synthetic rows and most of the run time;
+  ``balance="none"`` fits the classes as they are (the largest classes win more parcels: a
+  higher overall accuracy, a lower macro-F1).
 * Features constant over the training rows (e.g. every stdev when the MDB holds only means)
   are dropped before fitting.
 * Threads: ``jobs <= 0`` means the cores this process may run on
@@ -19,7 +21,10 @@
 * Random forest: ranger's ``num.trees=300, min.node.size=10, mtry=floor(sqrt(p))`` with
   bootstrap sampling is sklearn's ``n_estimators=300, min_samples_split=10,
   max_features="sqrt", bootstrap=True`` (ranger does not split a node smaller than
-  ``min.node.size``; there is no depth limit in either). LightGBM is the alternative.
+  ``min.node.size``; there is no depth limit in either). LightGBM is the alternative, with
+  cheap settings chosen on the WorldCereal Corsica set (docs/l4a.md): 15 leaves,
+  ``min_child_samples`` = ``min_node_size``, ``num_trees`` rounds at learning rate 0.05, 30 %
+  of the features per tree.
 * Cross-prediction (beyond Sen4CAP, which predicts its training parcels with the model that
   learnt them): the training parcels are dealt in ``folds`` stratified folds; each is predicted
   by a model trained (with its own SMOTE) on the other folds. Every other parcel is predicted by
@@ -40,7 +45,7 @@ import numpy.typing as npt
 from capmon.errors import InputError
 
 Classifier = Literal["rf", "lightgbm"]
-Balance = Literal["weights", "smote"]
+Balance = Literal["weights", "smote", "none"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -64,6 +69,9 @@ class TrainingRules:
     seed: int = 42
     jobs: int = 0
     balance: Balance = "weights"
+    num_leaves: int = 15
+    learning_rate: float = 0.05
+    feature_fraction: float = 0.3
 
     def __post_init__(self) -> None:
         if self.pa_train_l > self.pa_train_h:
@@ -74,8 +82,12 @@ class TrainingRules:
             raise InputError("folds must be >= 2 for cross-prediction")
         if self.classifier not in ("rf", "lightgbm"):
             raise InputError(f"classifier must be rf or lightgbm, not {self.classifier!r}")
-        if self.balance not in ("weights", "smote"):
-            raise InputError(f"balance must be weights or smote, not {self.balance!r}")
+        if self.balance not in ("weights", "smote", "none"):
+            raise InputError(f"balance must be weights, smote or none, not {self.balance!r}")
+        if self.num_leaves < 2 or not 0 < self.learning_rate <= 1:
+            raise InputError("num_leaves must be >= 2 and learning_rate in (0, 1]")
+        if not 0 < self.feature_fraction <= 1:
+            raise InputError("feature_fraction must be in (0, 1]")
 
 
 def threads(jobs: int) -> int:
@@ -181,12 +193,12 @@ def _model(rules: TrainingRules, seed: int) -> Any:
 
     return LGBMClassifier(
         n_estimators=rules.num_trees,
-        learning_rate=0.05,
-        num_leaves=31,
+        learning_rate=rules.learning_rate,
+        num_leaves=rules.num_leaves,
         min_child_samples=rules.min_node_size,
         subsample=0.8,
         subsample_freq=1,
-        colsample_bytree=0.5,
+        colsample_bytree=rules.feature_fraction,
         random_state=seed,
         n_jobs=jobs,
         class_weight=weights,

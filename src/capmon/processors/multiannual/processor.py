@@ -353,7 +353,7 @@ def _year_seasons(context: RunContext, year: int) -> list[tuple[str, date, date]
         return [
             (s.name, s.start_date, s.end_date)
             for s in get_site(session, context.site.name).seasons
-            if s.end_date.year == year
+            if s.year == year
         ]
 
 
@@ -389,9 +389,7 @@ def _catalogue_l4a(context: RunContext, year: int) -> Path | None:
     """The newest ``s4c_l4a`` product ending in the first season of ``year``."""
     with context.workspace.session() as session:
         site = get_site(session, context.site.name)
-        seasons = sorted(
-            (s.start_date, s.end_date) for s in site.seasons if s.end_date.year == year
-        )
+        seasons = sorted((s.start_date, s.end_date) for s in site.seasons if s.year == year)
         if not seasons:
             return None
         start, end = seasons[0]
