@@ -17,10 +17,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from capmon.catalog.models import Role, Site, User
+from capmon.catalog.models import RefreshToken, Role, Site, User
 from capmon.errors import ConflictError, InputError, NotFoundError
 from capmon.workspace import Workspace
 
@@ -124,16 +124,22 @@ def add_user(
 
 
 def set_password(workspace: Workspace, login: str, password: str) -> None:
-    """Replace a user's password (tokens issued before stay valid until they expire)."""
+    """Replace a user's password. Tokens issued before are revoked: they carry a stamp of the
+    password hash (new salt), and the user's refresh tokens are deleted."""
     _check_password(password)
     with workspace.session() as session:
-        _user(session, login).password_hash = hash_password(password)
+        user = _user(session, login)
+        user.password_hash = hash_password(password)
+        session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id))
 
 
 def remove_user(workspace: Workspace, login: str) -> None:
-    """Delete a user; their tokens stop working at once (each request looks the user up)."""
+    """Delete a user; their tokens stop working at once (each request looks the user up), and
+    never come back with a new user of the same login (a new password hash, a new stamp)."""
     with workspace.session() as session:
-        session.delete(_user(session, login))
+        user = _user(session, login)
+        session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id))
+        session.delete(user)
 
 
 def get_user(workspace: Workspace, login: str) -> UserView:

@@ -87,9 +87,25 @@ def live(service_world: ServiceWorld, tmp_path_factory: pytest.TempPathFactory) 
         yield Live(service.url, home, app, headers)
 
 
-def products_of(workspace: Workspace, job_id: int) -> list[Product]:
+def row_id(workspace: Workspace, job_id: str) -> int:
+    """The catalogue row of the job ``job_id`` (its public uid)."""
     with workspace.session() as session:
-        return list(session.scalars(select(Product).where(Product.job_id == job_id)))
+        number = session.scalar(select(Job.id).where(Job.uid == job_id))
+    assert number is not None, job_id
+    return number
+
+
+def uid_of(workspace: Workspace, number: int) -> str:
+    with workspace.session() as session:
+        uid = session.scalar(select(Job.uid).where(Job.id == number))
+    assert uid is not None
+    return uid
+
+
+def products_of(workspace: Workspace, job_id: str) -> list[Product]:
+    with workspace.session() as session:
+        number = session.scalar(select(Job.id).where(Job.uid == job_id))
+        return list(session.scalars(select(Product).where(Product.job_id == number)))
 
 
 def orphan_folders(workspace: Workspace) -> list[Path]:
@@ -128,7 +144,7 @@ def test_execute_poll_and_results_over_http(live: Live) -> None:
     results = httpx.get(results_url, headers=live.headers["view-alpha"]).json()
     workspace = live.workspace()
     try:
-        (product,) = products_of(workspace, int(job_id))
+        (product,) = products_of(workspace, job_id)
         assert Path(product.path).is_dir()
         assert results == {
             "baresoil": {
@@ -139,7 +155,7 @@ def test_execute_poll_and_results_over_http(live: Live) -> None:
             }
         }
         with workspace.session() as session:
-            job = session.get(Job, int(job_id))
+            job = session.get(Job, row_id(workspace, job_id))
             assert job is not None
             assert job.start_type == StartType.REQUESTED
             assert job.parameters["requested_by"] == "op-alpha"
@@ -158,36 +174,37 @@ def test_execute_poll_and_results_over_http(live: Live) -> None:
     assert worker_pid not in (0, os.getpid())
 
 
-def test_synchronous_execution_with_prefer_wait(live: Live) -> None:
+def test_prefer_wait_delays_the_asynchronous_answer(live: Live) -> None:
+    """Processes run asynchronously only (OGC API - Processes 1.0: a process without
+    sync-execute runs asynchronously whatever the client prefers); ``Prefer: wait=N`` delays
+    the 201 answer until the job ends (or N seconds)."""
     answer = live.post(
         "/processes/baresoil/execution",
         json={"inputs": {"site": "alpha", "season": SEASON}},
         headers={"Prefer": "wait=50"},
     )
-    assert answer.status_code == 200, answer.text
-    assert answer.headers["preference-applied"] == "wait"
-    monitor = answer.headers["link"]
-    assert 'rel="monitor"' in monitor
-    assert answer.json()["baresoil"]["href"].startswith(f"{live.url}/stac/collections/baresoil/")
-    job_id = monitor.split("/jobs/")[1].split(">")[0]
-    assert live.get(f"/jobs/{job_id}").json()["status"] == "successful"
-    # a run that fails on its inputs: the job's error, synchronously, as an exception
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["preference-applied"] == "wait=50"
+    status = answer.json()
+    assert status["status"] == "successful"
+    assert answer.headers["location"] == f"{live.url}/jobs/{status['jobID']}"
+    results = live.get(f"/jobs/{status['jobID']}/results").json()
+    assert results["baresoil"]["href"].startswith(f"{live.url}/stac/collections/baresoil/")
+    # a run that fails on its inputs: its failed status, then its error at /results
     window = {"start": "2024-02-01", "end": "2024-02-02"}
     failing = live.post(
         "/processes/baresoil/execution",
         json={"inputs": {"site": "alpha", "season": SEASON, **window}},
         headers={"Prefer": "wait"},
     )
-    assert failing.status_code == 400, failing.text
-    assert failing.json()["type"].endswith("job-failed")
-    assert "no NDVI/NDTILL/BSI observation" in failing.json()["detail"]
-    failed_id = failing.headers["link"].split("/jobs/")[1].split(">")[0]
-    status = live.get(f"/jobs/{failed_id}").json()
+    assert failing.status_code == 201, failing.text
+    status = failing.json()
     assert status["status"] == "failed"
     assert "no NDVI/NDTILL/BSI observation" in status["message"]
-    results = live.get(f"/jobs/{failed_id}/results")
+    results = live.get(f"/jobs/{status['jobID']}/results")
     assert results.status_code == 400
-    assert "Traceback" in live.get(f"/jobs/{failed_id}/logs").text
+    assert results.json()["type"].endswith("job-failed")
+    assert "Traceback" in live.get(f"/jobs/{status['jobID']}/logs").text
     # asked to respond asynchronously: 201 at once, the preference acknowledged
     async_answer = live.post(
         "/processes/baresoil/execution",
@@ -214,7 +231,7 @@ def test_pause_then_resume(live: Live) -> None:
     assert before["progress"] == after["progress"] < 100
     workspace = live.workspace()
     try:
-        assert products_of(workspace, int(job_id)) == []
+        assert products_of(workspace, job_id) == []
     finally:
         workspace.dispose()
     resumed = live.post(f"/jobs/{job_id}/resume")
@@ -239,7 +256,7 @@ def test_cancel_keeps_the_record_and_registers_nothing(live: Live) -> None:
     workspace = live.workspace()
     try:
         assert wait_without_orphans(workspace) == []
-        assert products_of(workspace, int(job_id)) == []
+        assert products_of(workspace, job_id) == []
     finally:
         workspace.dispose()
     deadline = time.monotonic() + 30
@@ -256,14 +273,15 @@ def test_dismiss_deletes_products_log_and_record(live: Live) -> None:
     running = live.execute(**SLOW).json()["jobID"]
     workspace = live.workspace()
     try:
-        (product,) = products_of(workspace, int(finished))
+        (product,) = products_of(workspace, finished)
+        finished_row, running_row = row_id(workspace, finished), row_id(workspace, running)
         assert live.delete(f"/jobs/{finished}", "view-alpha").status_code == 403
         answer = live.delete(f"/jobs/{finished}")
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == "dismissed"
         assert answer.json()["jobID"] == finished
         assert not Path(product.path).exists()
-        assert not job_store.job_folder(workspace, int(finished)).exists()
+        assert not job_store.job_folder(workspace, finished_row).exists()
         with workspace.session() as session:
             assert session.get(Product, product.id) is None
         for path in ("", "/results", "/logs"):
@@ -276,8 +294,8 @@ def test_dismiss_deletes_products_log_and_record(live: Live) -> None:
         assert live.get(f"/jobs/{running}").status_code == 404
         assert wait_without_orphans(workspace) == []
         with workspace.session() as session:
-            assert session.get(Job, int(running)) is None
-        assert not job_store.job_folder(workspace, int(running)).exists()
+            assert session.get(Job, running_row) is None
+        assert not job_store.job_folder(workspace, running_row).exists()
     finally:
         workspace.dispose()
 
@@ -288,7 +306,8 @@ def test_season_runs_are_cancelled_not_dismissed(live: Live) -> None:
         with workspace.session() as session:
             site = get_site(session, "alpha")
             season = get_season(session, site, SEASON)
-        job_id = job_store.create_job(workspace, "season", site, season, StartType.REQUESTED, {})
+        number = job_store.create_job(workspace, "season", site, season, StartType.REQUESTED, {})
+        job_id = uid_of(workspace, number)
     finally:
         workspace.dispose()
     refused = live.delete(f"/jobs/{job_id}")
@@ -306,7 +325,7 @@ def test_job_list_filters_paging_and_access(live: Live) -> None:
     assert live.wait(first, ended)["status"] == "successful"
     workspace = live.workspace()
     try:
-        (one,), (two,) = products_of(workspace, int(first)), products_of(workspace, int(second))
+        (one,), (two,) = products_of(workspace, first), products_of(workspace, second)
         assert one.path != two.path
     finally:
         workspace.dispose()
@@ -334,7 +353,9 @@ def test_job_list_filters_paging_and_access(live: Live) -> None:
     assert live.get(f"/jobs/{first}/results", "view-alpha").status_code == 200
 
 
-@pytest.mark.parametrize("job_id", ["999999", "abc", "12345678901234567890123", "-1", "1.0"])
+@pytest.mark.parametrize(
+    "job_id", ["1", "999999", "abc", "12345678901234567890123", "-1", "1.0", "0" * 32, "F" * 32]
+)
 def test_unknown_jobs_are_no_such_job(live: Live, job_id: str) -> None:
     for method, path in (
         ("GET", ""),
@@ -356,3 +377,22 @@ def test_viewers_and_other_sites_operators_cannot_execute(live: Live) -> None:
         answer = live.execute(user=user)
         assert answer.status_code == 403, user
         assert answer.json()["status"] == 403
+
+
+def test_mdb_results_link_the_item_the_job_wrote(live: Live) -> None:
+    answer = live.post(
+        "/processes/mdb/execution",
+        json={"inputs": {"site": "alpha", "season": SEASON, "signals": ["NDVI"]}},
+        headers={"Prefer": "wait=120"},
+    )
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["jobID"]
+    assert live.wait(job_id, ended)["status"] == "successful"
+    results = live.get(f"/jobs/{job_id}/results").json()
+    link = results["mdb"]
+    assert link["rel"] == "item", results  # not the whole mdb collection
+    assert link["href"].startswith(f"{live.url}/stac/collections/mdb/items/alpha.mdb_{SEASON}_")
+    item = httpx.get(link["href"], headers=live.headers["view-alpha"])
+    assert item.status_code == 200, item.text
+    assert item.json()["id"] == link["href"].rsplit("/", 1)[1]
+    assert item.json()["properties"]["capmon:site"] == "alpha"

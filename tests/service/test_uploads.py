@@ -505,8 +505,21 @@ def test_l4b_config_upload_is_stored_for_l4b_runs(
     assert path == writable_home / "configs/alpha/2024/l4b/v1/S4C_L4B_Config_2024.cfg"
     assert read_l4b_config(path).ctnum_filter == read_l4b_config(source).ctnum_filter
     assert body["report"]["ctnum_filter"] == list(read_l4b_config(source).ctnum_filter)
-    listed = client.get("/sites/alpha/configs", headers=login(client, "view-alpha")).json()
+    listed = client.get("/sites/alpha/configs", headers=login(client, "op-alpha")).json()
     assert [(c["kind"], c["version"], c["path"]) for c in listed] == [("l4b", 1, str(path))]
+    # viewers never see the server's folders (issue 18): paths relative to the workspace
+    shown = client.get("/sites/alpha/configs", headers=login(client, "view-alpha")).json()
+    relative = "configs/alpha/2024/l4b/v1/S4C_L4B_Config_2024.cfg"
+    assert [(c["path"], c["stored"]) for c in shown] == [(relative, "configs/alpha/2024/l4b/v1")]
+    home = str(writable_home)
+    for route in ("declarations", "luts", "configs", "practices"):
+        answer = client.get(f"/sites/alpha/{route}", headers=login(client, "view-alpha"))
+        assert answer.status_code == 200, route
+        assert home not in answer.text, route
+        assert str(writable_home.resolve()) not in answer.text, route
+    declarations = client.get("/sites/alpha/declarations", headers=login(client, "view-alpha"))
+    for entry in declarations.json():
+        assert entry["created_at"].endswith(("Z", "+00:00")), entry["created_at"]
 
 
 def test_l4c_config_and_practices_are_stored_where_l4c_reads_them(

@@ -7,6 +7,8 @@ Migrations live in ``capmon/catalog/migrations``; a change here needs a new revi
 from __future__ import annotations
 
 import enum
+import re
+import uuid
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -25,11 +27,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from capmon.catalog.geometry import GeometryType
+from capmon.catalog.paths import WorkspacePath
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -103,6 +107,8 @@ class Site(Base):
     aoi: Mapped[BaseGeometry] = mapped_column(GeometryType("MULTIPOLYGON", 4326))
     tiles: Mapped[list[str]] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Anonymous clients may read the site's processor products (``capmon site publish``)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     seasons: Mapped[list[Season]] = relationship(
@@ -126,6 +132,27 @@ class Season(Base):
 
     site: Mapped[Site] = relationship(back_populates="seasons")
 
+    @property
+    def year(self) -> int:
+        """The year of the season's declarations and LUT (see :func:`season_year`)."""
+        return season_year(self.name, self.start_date, self.end_date)
+
+
+_NAMED_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+
+
+def season_year(name: str, start_date: date, end_date: date) -> int:
+    """The declaration year of a season: the one year its name holds (``2023``, ``main 2023``)
+    when that is the year of its start or end date or between them, else the year of its end
+    date (names such as ``2023-2024`` or ``main``). A season named 2023 that ends on
+    2024-01-31 reads the 2023 declarations (issue 17); computed, so no catalogue migration."""
+    years = {int(y) for y in _NAMED_YEAR.findall(name)}
+    if len(years) == 1:
+        (year,) = years
+        if start_date.year <= year <= end_date.year:
+            return year
+    return end_date.year
+
 
 class DeclarationSet(Base):
     """One imported version of a site's declarations (parcels) for a year.
@@ -142,7 +169,7 @@ class DeclarationSet(Base):
     year: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer)
     import_mode: Mapped[ImportMode] = mapped_column(_status_enum(ImportMode, "import_mode"))
-    source_file: Mapped[str] = mapped_column(Text)
+    source_file: Mapped[str] = mapped_column(WorkspacePath)
     source_layer: Mapped[str | None] = mapped_column(Text, nullable=True)
     column_mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     parcels_path: Mapped[str] = mapped_column(Text)
@@ -162,7 +189,7 @@ class CropLut(Base):
     year: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(32))
-    source_file: Mapped[str] = mapped_column(Text)
+    source_file: Mapped[str] = mapped_column(WorkspacePath)
     lut_path: Mapped[str] = mapped_column(Text)
     entry_count: Mapped[int] = mapped_column(Integer)
     report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -190,7 +217,8 @@ class Product(Base):
     footprint: Mapped[BaseGeometry | None] = mapped_column(
         GeometryType("GEOMETRY", 4326), nullable=True
     )
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(WorkspacePath)
+    """Relative to the workspace home when inside it (:mod:`capmon.catalog.paths`)."""
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     job_id: Mapped[int | None] = mapped_column(
         ForeignKey("job.id", ondelete="SET NULL"), nullable=True
@@ -206,6 +234,10 @@ class Job(Base):
     __tablename__ = "job"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str | None] = mapped_column(
+        String(32), unique=True, index=True, nullable=True, default=lambda: uuid.uuid4().hex
+    )
+    """The job's public id (random, never reused; row ids are reused by SQLite)."""
     processor: Mapped[str] = mapped_column(String(64), index=True)
     site_id: Mapped[int | None] = mapped_column(
         ForeignKey("site.id", ondelete="CASCADE"), nullable=True, index=True
@@ -278,6 +310,21 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     sites: Mapped[list[int]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RefreshToken(Base):
+    """A refresh token the service issued (its JWT id): used once, then replaced by the next
+    (rotation); deleted with its user or on a password change."""
+
+    __tablename__ = "refresh_token"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    family: Mapped[str] = mapped_column(String(64), index=True)
+    """Tokens rotated from one login share a family; reusing a spent token revokes it all."""
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class SeasonLock(Base):
@@ -359,7 +406,7 @@ class DownloadHistory(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     retries: Mapped[int] = mapped_column(Integer, default=0)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    path: Mapped[str | None] = mapped_column(WorkspacePath, nullable=True)
     product_id: Mapped[int | None] = mapped_column(
         ForeignKey("product.id", ondelete="SET NULL"), nullable=True
     )

@@ -34,6 +34,23 @@ def site_create(
         )
 
 
+@site_app.command("publish")
+def site_publish(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Site name.")],
+    withdraw: Annotated[
+        bool, typer.Option("--withdraw", help="Close anonymous read again.")
+    ] = False,
+) -> None:
+    """Let anyone read the site's processor products (STAC items and assets) without a token."""
+    from capmon.service.site_admin import publish_site
+
+    with reported_errors():
+        publish_site(state(ctx).workspace(), name, not withdraw)
+    what = "no longer published" if withdraw else "published: anonymous read of its products"
+    console.print(f"Site [bold]{name}[/] {what}")
+
+
 @site_app.command("list")
 def site_list(
     ctx: typer.Context,

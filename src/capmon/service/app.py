@@ -44,7 +44,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
     """The service for the workspace of ``config`` (opened and migrated here)."""
     workspace = open_workspace(config.home, config.database_url)
     tokens = TokenAuthority(
-        workspace, load_secret(workspace, config.secret_key), config.token_ttl_seconds
+        workspace,
+        load_secret(workspace, config.secret_key),
+        config.token_ttl_seconds,
+        config.refresh_ttl_seconds,
     )
     state = ServiceState(config, workspace, tokens)
 
@@ -62,8 +65,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
         description=(
             "OGC API - Processes for capmon's processors, a STAC API of its products, sites, "
             "seasons and uploads, parcels' markers and map tiles. Every route except the "
-            "landing page, /conformance and this document needs a bearer token from "
-            "/auth/token."
+            "landing page, /conformance, the token endpoints and this document needs a "
+            "token from /auth/token (OAuth2) or /auth/login, sent as a bearer token or in "
+            "X-Auth-Token."
         ),
         lifespan=lifespan,
         docs_url=None,  # Swagger UI and ReDoc load their scripts from a CDN

@@ -15,7 +15,9 @@ class ServiceConfig:
     home: Path
     database_url: str | None = None
     token_ttl_seconds: int = 8 * 3600
-    """Bearer tokens expire after this many seconds (a working day by default)."""
+    """Access tokens expire after this many seconds (a working day by default)."""
+    refresh_ttl_seconds: int = 30 * 24 * 3600
+    """Refresh tokens expire after this many seconds (each is used once, then replaced)."""
     max_upload_bytes: int = 512 * 2**20
     """Uploads larger than this are refused with 413 before anything is stored."""
     cluster: ClusterSpec = field(default_factory=lambda: ClusterSpec(workers=2, threads=1))

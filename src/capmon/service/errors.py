@@ -159,7 +159,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind, title = _STATUS_TITLES.get(exc.status_code, ("http", "HTTP error"))
         answer = ErrorAnswer(exc.status_code, CAPMON + kind, title)
-        return error_response(answer, str(exc.detail), request)
+        response = error_response(answer, str(exc.detail), request)
+        for name, value in (exc.headers or {}).items():  # e.g. Allow of a 405
+            response.headers.setdefault(name, value)
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

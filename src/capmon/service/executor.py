@@ -68,6 +68,7 @@ LOCK_POLL_SECONDS = 1.0
 """A job waiting for another run of its processor on its site reads its status this often."""
 CLOSE_SECONDS = 30.0
 """How long closing the executor waits for the cluster and the watchers."""
+_NOT_STARTED = frozenset({ActivityStatus.SUBMITTED, ActivityStatus.PENDING})
 
 
 @dataclass(frozen=True)
@@ -160,12 +161,15 @@ def run_job_unit(unit: JobUnit) -> UnitOutcome:
         gate = JobGate(workspace, unit.job_id)
         with _one_run_per_site(unit, gate, workspace):
             try:
-                jobs.set_job_status(
-                    workspace, unit.job_id, ActivityStatus.RUNNING, message="running"
-                )
+                # a job paused before its worker got here stays paused (the gate waits)
+                if jobs.job_status(workspace, unit.job_id) in _NOT_STARTED:
+                    jobs.set_job_status(
+                        workspace, unit.job_id, ActivityStatus.RUNNING, message="running"
+                    )
                 jobs.set_task_status(workspace, unit.task_id, ActivityStatus.RUNNING)
             except (ConflictError, NotFoundError) as exc:  # cancelled or dismissed just now
                 raise JobCancelledError(str(exc)) from exc
+            gate.check()
             log_line(workspace, unit.job_id, f"{unit.processor} started (worker pid {pid})")
             processor = get_processor(unit.processor)
             with workspace.session() as session:

@@ -418,6 +418,16 @@ def declaration_layers(season: SeasonProducts) -> list[LayerValues]:
         return []
     crops = index.attributes["ori_crop"]
     names = _lut_lookup(season.lut, crops, "ct")
+    # An HCAT LUT names each class in English (ct) and keeps the national name (ori_name):
+    # the legend shows both, the national name first, as the farmer declared it.
+    national = _lut_lookup(season.lut, crops, "ori_name")
+    names = pd.Series(
+        [
+            f"{n} ({c})" if n and c and str(n).strip().lower() != str(c).lower() else (c or n)
+            for c, n in zip(names.tolist(), national.tolist(), strict=True)
+        ],
+        dtype=object,
+    )
     crop_values = pd.Series(
         [_plain(v) if pd.notna(v) else None for v in crops.tolist()], dtype=object
     )

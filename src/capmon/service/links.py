@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import Request
@@ -25,3 +26,11 @@ def link(
     if title is not None:
         out["title"] = title
     return out
+
+
+def utc(stamp: dt.datetime | None) -> dt.datetime | None:
+    """A catalogue time stamp with its time zone (SQLite returns UTC times without one), so
+    that answers carry RFC 3339 ``date-time`` values."""
+    if stamp is None:
+        return None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)

@@ -306,7 +306,7 @@ class MapData:
                 raise NotFoundError(
                     f"site {site.name!r} has no season {season_name!r} (seasons: {known})"
                 )
-            year = season.end_date.year
+            year = season.year
             declarations = latest_row(session, DeclarationSet, site, year)
             lut = latest_row(session, CropLut, site, year)
             rows = list(

@@ -4,6 +4,12 @@ FastAPI writes OpenAPI 3.1 (JSON Schema 2020-12). OGC clients and many code gene
 3.0, so the document is rewritten once: ``anyOf [X, null]`` and ``type [X, "null"]`` become
 ``nullable``, ``const`` an ``enum``, numeric ``exclusiveMinimum`` the boolean form, binary
 uploads ``format: binary``, schema ``examples`` a single ``example``.
+
+Every operation then declares the error answers the service gives (:func:`declare_errors`):
+400 when it takes parameters or a body (FastAPI's 422 is never answered), 401 and 403 when it
+needs a token, 404 when its path or a ``site`` parameter names something, each an exception
+document
+(``application/json``, also where the success answer is text).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ def install_openapi(app: FastAPI) -> None:
                 license_info=app.license_info,
                 servers=app.servers,
             )
-            app.openapi_schema = to_openapi30(document)
+            app.openapi_schema = declare_errors(to_openapi30(document))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -128,3 +134,70 @@ def _schema(schema: Any) -> Any:
     for key in ("$schema", "$id", "$defs", "unevaluatedProperties", "dependentRequired"):
         out.pop(key, None)
     return out
+
+
+EXCEPTION_SCHEMA = "ExceptionDocument"
+_ERROR_ANSWERS = {
+    "400": "Invalid input (the exception document names the parameter)",
+    "401": "No token, or an expired, forged or revoked one",
+    "403": "Not allowed for your role or sites",
+    "404": "Not found",
+}
+
+
+def declare_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Declare the error answers each operation can give (see the module docstring)."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(
+        EXCEPTION_SCHEMA,
+        {
+            "title": EXCEPTION_SCHEMA,
+            "type": "object",
+            "required": ["type", "title", "status", "detail", "instance"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "nullable": True,
+                },
+            },
+        },
+    )
+    reference = {"$ref": f"#/components/schemas/{EXCEPTION_SCHEMA}"}
+    for path, path_item in document.get("paths", {}).items():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            responses.pop("422", None)  # request validation errors answer 400
+            wanted = []
+            if operation.get("parameters") or operation.get("requestBody"):
+                wanted.append("400")
+            if operation.get("security"):
+                wanted += ["401", "403"]
+            names = {parameter.get("name") for parameter in operation.get("parameters", [])}
+            if "{" in path or "site" in names:  # an admin naming a missing site: 404
+                wanted.append("404")
+            for status in wanted:
+                responses.setdefault(
+                    status,
+                    {
+                        "description": _ERROR_ANSWERS[status],
+                        "content": {"application/json": {"schema": reference}},
+                    },
+                )
+            for status, response in responses.items():
+                content = response.get("content", {})
+                if status.startswith(("4", "5")) and set(content) == {"text/plain"}:
+                    response["content"] = {"application/json": content["text/plain"]}
+            if "401" in responses:
+                responses["401"].setdefault(
+                    "headers",
+                    {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+                )
+    return document

@@ -125,6 +125,23 @@ class ParcelIndex:
             raise NotFoundError(f"no parcel {parcel_id} in this season's declarations")
         return row
 
+    def find(self, parcel: str) -> int:
+        """The row of a parcel given by its NewID or, when no NewID matches, by its declared
+        id (``ori_id``, as the declarations file wrote it); NotFoundError naming it."""
+        text = parcel.strip()
+        if text.isdigit() and int(text) < 2**63:
+            row = int(self.positions([int(text)])[0])
+            if row >= 0:
+                return row
+        if text and "ori_id" in self.attributes.columns:
+            declared = self.attributes["ori_id"].astype("string").to_numpy(dtype=object)
+            hits = np.flatnonzero(declared == text)
+            if hits.size:
+                return int(hits[0])  # declared ids are unique in a declaration set
+        raise NotFoundError(
+            f"no parcel {text!r} in this season's declarations (neither a NewID nor a declared id)"
+        )
+
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """EPSG:3857 bounds of every parcel."""

@@ -298,3 +298,13 @@ def delete_season(workspace: Workspace, site_id: int, season_name: str, *, force
         moved.restore()
         raise
     moved.purge()
+
+
+def publish_site(workspace: Workspace, site_name: str, published: bool = True) -> None:
+    """Open (or close) anonymous read of a site's processor products over the service's STAC
+    items and assets, for agencies that share them openly (``capmon site publish``). Input
+    products, MDBs, declarations and every other route still need a token."""
+    from capmon.sites import get_site
+
+    with workspace.session() as session:
+        get_site(session, site_name).published = published

@@ -49,7 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from capmon.catalog.models import DeclarationSet, Product, Season, Site
+from capmon.catalog.models import DeclarationSet, Job, Product, Season, Site
 from capmon.errors import InputError, NotFoundError
 from capmon.mdb.store import MANIFEST
 from capmon.service.auth import Principal
@@ -60,8 +60,9 @@ from capmon.workspace import Workspace
 
 STAC_VERSION = "1.0.0"
 DEFAULT_LIMIT = 10
-MAX_LIMIT = 1000
-"""Larger ``limit`` values are served as this one (STAC API item search asks for that)."""
+MAX_LIMIT = 200
+"""Larger ``limit`` values are served as this one (STAC API item search asks for that): a page
+of 1000 items was 10 MB and took seconds; clients follow the ``next`` links."""
 MDB_COLLECTION = "mdb"
 MDB_PREFIX = "mdb_"
 GEOJSON = "application/geo+json"
@@ -519,6 +520,7 @@ class StacCatalog:
         self.base = base
         self.postgis = workspace.engine.dialect.name == "postgresql"
         self.sites = self._load_sites()
+        self._job_uids: dict[int, str] = {}
 
     # -- sites and collections ----------------------------------------------------------------
 
@@ -847,11 +849,19 @@ class StacCatalog:
                 properties["capmon:season"] = season.name
             properties["capmon:processor"] = self._processor_of(product)
         if product.job_id is not None:
-            properties["capmon:job_id"] = product.job_id
+            properties["capmon:job_id"] = self._job_uid(product.job_id)
         root = AssetRoot(self._product_path(product.path))
         return self._item_document(
             iid, cid, geometry, properties, extensions, self._assets(iid, root)
         )
+
+    def _job_uid(self, job_id: int) -> str:
+        """The public id (as in ``/jobs/{jobID}``) of the job that made a product."""
+        if job_id not in self._job_uids:
+            with self.workspace.session() as session:
+                uid = session.scalar(select(Job.uid).where(Job.id == job_id))
+            self._job_uids[job_id] = uid or str(job_id)
+        return self._job_uids[job_id]
 
     def _processor_of(self, product: Product) -> str:
         path = self._product_path(product.path)

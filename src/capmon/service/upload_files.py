@@ -101,6 +101,8 @@ class ReceivedUpload:
         for upload in self.files:
             out[str(upload.path)] = upload.name
             out[str(upload.path.resolve())] = upload.name
+            # readers that name a file by its base name only (``upload-1.csv: line 3 ...``)
+            out[upload.path.name] = upload.name
         return out
 
     def relabel(self, text: str) -> str:

@@ -198,10 +198,29 @@ def declarations_upload(
     )
 
 
+ARCHIVE_SIGNATURES = {b"PK\x03\x04": "a zip archive (or an Excel workbook)", b"\x1f\x8b": "gzip"}
+"""First bytes of files that are not CSV text, whatever their name says."""
+
+
+def refuse_archives(upload: ReceivedUpload, what: str) -> None:
+    """InputError naming the client's file when a CSV upload is a zip/xlsx/gzip file (the CSV
+    reader would only say that some byte is not UTF-8)."""
+    for file in upload.files:
+        with file.path.open("rb") as handle:
+            head = handle.read(4)
+        for signature, kind in ARCHIVE_SIGNATURES.items():
+            if head.startswith(signature):
+                raise InputError(
+                    f"{file.name}: this is {kind}, not a CSV text file; {what} is uploaded as "
+                    "a CSV file (unzip it, or save the sheet as 'CSV UTF-8')"
+                )
+
+
 def lut_upload(
     workspace: Workspace, site: Site, upload: ReceivedUpload, year: int, lut_format: str
 ) -> UploadAnswer:
     """Import an uploaded crop LUT (one Sen4CAP CSV, or HCAT mapping CSVs)."""
+    refuse_archives(upload, "a crop LUT")
     kind = LutFormat(lut_format)
     if kind is LutFormat.SEN4CAP and len(upload.files) > 1:
         raise InputError("a Sen4CAP LUT is one CSV file; several files are for format=hcat")
@@ -227,6 +246,7 @@ def practices_upload(
 ) -> UploadAnswer:
     """Import an uploaded L4C practice CSV (FIELD_IDs matched to the year's declarations)."""
     check_year(year)
+    refuse_archives(upload, "a practice table")
     with upload_errors(upload, "a practice table"):
         try:
             stored = import_practices(workspace, site.name, year, upload.files[0].path, practice)

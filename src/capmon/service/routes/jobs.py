@@ -6,12 +6,18 @@ pending -> ``accepted``, running and paused -> ``running``, finished -> ``succes
 ``failed``, cancelled -> ``dismissed``; ``x-capmon-status`` keeps capmon's own. The results of a
 successful job link each product it registered to its STAC item. Jobs of sites the user may
 not read answer 403; ``/jobs`` lists only jobs of readable sites.
+
+A job's id in URLs (``jobID``) is its random ``Job.uid`` (32 hex digits), never its row id:
+SQLite reuses the id of the newest row after it is deleted, so after a dismiss an old job URL
+would show the next job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+from pathlib import PurePath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -28,6 +34,7 @@ from capmon.service.auth import CurrentPrincipal, Principal, check_site_id, site
 from capmon.service.errors import CAPMON, NoSuchJobError, ResultNotReadyError, ServiceError
 from capmon.service.executor import dismiss_job, job_executor
 from capmon.service.links import base_url, link
+from capmon.service.stac import mdb_name
 from capmon.service.stac_ids import COLLECTIONS, collection_id, item_path
 from capmon.service.state import service_state
 from capmon.workspace import Workspace
@@ -45,7 +52,7 @@ OGC_STATUS: dict[ActivityStatus, str] = {
 }
 REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
 REL_JOB_LIST = "http://www.opengis.net/def/rel/ogc/1.0/job-list"
-_JOB_ID = re.compile(r"[0-9]{1,18}")
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class Link(BaseModel):
@@ -123,20 +130,21 @@ def status_info(base: str, job: Job, site: str | None, season: str | None) -> di
     """The ``statusInfo`` document of a job."""
     status = ActivityStatus(job.status)
     ogc = OGC_STATUS[status]
+    uid = public_id(job)
     links = [
-        link(base, f"/jobs/{job.id}", "self", "application/json", "This job's status"),
-        link(base, f"/jobs/{job.id}/logs", "log", "text/plain", "This job's log"),
+        link(base, f"/jobs/{uid}", "self", "application/json", "This job's status"),
+        link(base, f"/jobs/{uid}/logs", "log", "text/plain", "This job's log"),
         link(base, "/jobs", "up", "application/json", "The job list"),
     ]
     if ogc == "successful":
         links.insert(
             1,
-            link(base, f"/jobs/{job.id}/results", REL_RESULTS, "application/json", "Results"),
+            link(base, f"/jobs/{uid}/results", REL_RESULTS, "application/json", "Results"),
         )
     return {
         "processID": job.processor,
         "type": "process",
-        "jobID": str(job.id),
+        "jobID": uid,
         "status": ogc,
         "message": job.message,
         "created": _utc(job.submitted_at),
@@ -159,11 +167,20 @@ def _with_names() -> Select[Job, str, str]:
     )
 
 
-def job_id_of(text: str) -> int:
-    """A job id from the path (404 no-such-job for anything that is not one)."""
+def public_id(job: Job) -> str:
+    """The job's id in URLs (its uid; the row id only for a row older than uids)."""
+    return job.uid or str(job.id)
+
+
+def job_id_of(workspace: Workspace, text: str) -> int:
+    """The row id of the job ``text`` names in a path (404 no-such-job for anything else)."""
     if not _JOB_ID.fullmatch(text):
         raise NoSuchJobError(f"no job {text!r}")
-    return int(text)
+    with workspace.session() as session:
+        number = session.scalar(select(Job.id).where(Job.uid == text))
+    if number is None:
+        raise NoSuchJobError(f"no job {text!r}")
+    return number
 
 
 def job_document(
@@ -173,7 +190,7 @@ def job_document(
     with workspace.session() as session:
         row = session.execute(_with_names().where(Job.id == job_id)).first()
         if row is None:
-            raise NoSuchJobError(f"no job {job_id}")
+            raise NoSuchJobError("no such job (dismissed meanwhile)")
         job, site, season = row
         check_site_id(principal, job.site_id, write=write)
         return status_info(base, job, site, season)
@@ -184,6 +201,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ExceptionDocument, "description": "Not allowed for your role or sites"},
     404: {"model": ExceptionDocument, "description": "No such job (no-such-job)"},
 }
+
+
+_STATUS_NAMES = "|".join(
+    "".join(f"[{c}{c.upper()}]" for c in name)  # any case, in ECMA-262 regex (no inline flags)
+    for name in sorted(set(OGC_STATUS.values()) | {s.value for s in ActivityStatus})
+)
+_STATUS_LIST = rf"^\s*$|^\s*({_STATUS_NAMES})\s*(,\s*({_STATUS_NAMES})\s*)*$"
+"""The ``status`` filter: a comma-separated list of OGC's or capmon's statuses (empty: all)."""
 
 
 def _parse_statuses(text: str | None) -> set[ActivityStatus] | None:
@@ -209,7 +234,10 @@ def _parse_statuses(text: str | None) -> set[ActivityStatus] | None:
     response_model=JobList,
     response_model_exclude_none=True,
     summary="List jobs",
-    responses={400: {"model": ExceptionDocument, "description": "Invalid query parameter"}},
+    responses={
+        400: {"model": ExceptionDocument, "description": "Invalid query parameter"},
+        404: {"model": ExceptionDocument, "description": "No such site (admins)"},
+    },
 )
 def list_jobs(
     request: Request,
@@ -218,10 +246,11 @@ def list_jobs(
     status: Annotated[
         str | None,
         Query(
+            pattern=_STATUS_LIST,
             description=(
                 "Only jobs with these statuses (comma-separated; OGC's accepted, running, "
                 "successful, failed, dismissed or capmon's submitted, paused, finished...)."
-            )
+            ),
         ),
     ] = None,
     process_id: Annotated[
@@ -275,14 +304,14 @@ def list_jobs(
 def get_job(request: Request, principal: CurrentPrincipal, job_id: JobID) -> dict[str, Any]:
     """Status, progress (0-100) and links (results when successful, log) of a job."""
     workspace = service_state(request).workspace
-    return job_document(workspace, principal, job_id_of(job_id), base_url(request))
+    return job_document(workspace, principal, job_id_of(workspace, job_id), base_url(request))
 
 
 def _job_for_results(workspace: Workspace, principal: Principal, job_id: int) -> Job:
     with workspace.session() as session:
         job = session.get(Job, job_id)
         if job is None:
-            raise NoSuchJobError(f"no job {job_id}")
+            raise NoSuchJobError("no such job (dismissed meanwhile)")
         check_site_id(principal, job.site_id)
         return job
 
@@ -300,13 +329,14 @@ def job_failure(workspace: Workspace, job: Job) -> JobFailedError:
         bool(step.parameters.get("details", {}).get("input_error")) for step in steps
     )
     message = job.message or "the job failed"
-    return JobFailedError(f"job {job.id} failed: {message}", input_error)
+    return JobFailedError(f"job {public_id(job)} failed: {message}", input_error)
 
 
 def results_document(workspace: Workspace, job: Job, base: str) -> dict[str, Any]:
-    """The results of a successful job: each output, a link to its product's STAC item (an
-    output whose product type is a STAC collection but registered no product, such as the
-    MDB, links to the collection; other outputs are left out)."""
+    """The results of a successful job: each output, a link to its product's STAC item; an
+    MDB output links to the item of the MDB folder the job wrote; an output whose product type
+    is a STAC collection but registered no product links to the collection; other outputs are
+    left out."""
     with workspace.session() as session:
         rows = session.execute(
             select(Product, Site.short_name)
@@ -331,8 +361,19 @@ def results_document(workspace: Workspace, job: Job, base: str) -> dict[str, Any
             "title": name,
         }
     made = {product_type for product_type, _name, _short in products}
+    written = _step_outputs(workspace, job.id)
     for name, product_type in outputs:
-        if product_type not in made and name not in results and product_type in COLLECTIONS:
+        own = _mdb_item(workspace, written.get(name)) if product_type == "mdb" else None
+        if own is not None and name not in results:
+            short, season, declarations = own
+            item = mdb_name(season, declarations)
+            results[name] = {
+                "href": base + item_path(product_type, short, item),
+                "rel": "item",
+                "type": "application/geo+json",
+                "title": item,
+            }
+        elif product_type not in made and name not in results and product_type in COLLECTIONS:
             results[name] = {
                 "href": f"{base}/stac/collections/{collection_id(product_type)}",
                 "rel": "collection",
@@ -340,6 +381,34 @@ def results_document(workspace: Workspace, job: Job, base: str) -> dict[str, Any
                 "title": f"The {product_type} collection (this job registered no product)",
             }
     return results
+
+
+def _step_outputs(workspace: Workspace, job_id: int) -> dict[str, str]:
+    """The outputs (name -> path) the job's steps recorded when they finished."""
+    outputs: dict[str, str] = {}
+    with workspace.session() as session:
+        for parameters in session.scalars(
+            select(Step.parameters).join(Task, Step.task_id == Task.id).where(Task.job_id == job_id)
+        ):
+            details = (parameters or {}).get("details") or {}
+            for name, path in (details.get("outputs") or {}).items():
+                outputs[str(name)] = str(path)
+    return outputs
+
+
+def _mdb_item(workspace: Workspace, path: str | None) -> tuple[str, str, int] | None:
+    """(site short name, season, declaration set) of an MDB folder the job wrote
+    (``<home>/mdb/<site>/<season>/declarations-<id>``), when it is one."""
+    if path is None:
+        return None
+    try:
+        parts = PurePath(os.path.realpath(path)).relative_to(workspace.path("mdb").resolve()).parts
+    except ValueError:
+        return None
+    if len(parts) != 3 or not parts[2].startswith("declarations-"):
+        return None
+    number = parts[2].removeprefix("declarations-")
+    return (parts[0], parts[1], int(number)) if number.isdigit() else None
 
 
 @router.get(
@@ -357,12 +426,12 @@ def get_results(request: Request, principal: CurrentPrincipal, job_id: JobID) ->
     """Links to the STAC items of the products a successful job registered; 404
     result-not-ready while it runs; the job's error when it failed."""
     workspace = service_state(request).workspace
-    job = _job_for_results(workspace, principal, job_id_of(job_id))
+    job = _job_for_results(workspace, principal, job_id_of(workspace, job_id))
     status = ActivityStatus(job.status)
     if status == ActivityStatus.ERROR:
         raise job_failure(workspace, job)
     if status != ActivityStatus.FINISHED:
-        raise ResultNotReadyError(f"job {job.id} is {status.value}: no results (yet)")
+        raise ResultNotReadyError(f"job {job_id} is {status.value}: no results (yet)")
     return results_document(workspace, job, base_url(request))
 
 
@@ -380,14 +449,14 @@ def dismiss(request: Request, principal: CurrentPrincipal, job_id: JobID) -> dic
     """Cancel the job if it runs, then delete its products, log and record. Answers its last
     status as ``dismissed``; the job is gone afterwards (404)."""
     state = service_state(request)
-    number = job_id_of(job_id)
+    number = job_id_of(state.workspace, job_id)
     document = job_document(state.workspace, principal, number, base_url(request), write=True)
     try:
         get_processor(document["processID"])
     except NotFoundError:
         raise ConflictError(
-            f"job {number} is a {document['processID']} run, not a process execution: cancel "
-            f"it with POST /jobs/{number}/cancel (its record says what is up to date)"
+            f"job {job_id} is a {document['processID']} run, not a process execution: cancel "
+            f"it with POST /jobs/{job_id}/cancel (its record says what is up to date)"
         ) from None
     dismiss_job(state.workspace, job_executor(request), number)
     document["status"] = "dismissed"
@@ -399,7 +468,7 @@ def dismiss(request: Request, principal: CurrentPrincipal, job_id: JobID) -> dic
 
 def _request(request: Request, principal: Principal, job_id: str, wanted: ActivityStatus) -> Any:
     state = service_state(request)
-    number = job_id_of(job_id)
+    number = job_id_of(state.workspace, job_id)
     job_document(state.workspace, principal, number, base_url(request), write=True)
     job_store.request_status(state.workspace, number, wanted)
     if wanted == ActivityStatus.CANCELLED:
@@ -458,7 +527,7 @@ def cancel(request: Request, principal: CurrentPrincipal, job_id: JobID) -> Any:
 def logs(request: Request, principal: CurrentPrincipal, job_id: JobID) -> PlainTextResponse:
     """The job's log, then the log of each of its steps (a summary, or an error's traceback)."""
     workspace = service_state(request).workspace
-    number = job_id_of(job_id)
+    number = job_id_of(workspace, job_id)
     job_document(workspace, principal, number, base_url(request))
     parts = [job_store.read_log(workspace, number).rstrip("\n")]
     with workspace.session() as session:

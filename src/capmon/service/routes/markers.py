@@ -25,13 +25,21 @@ from capmon.catalog.models import Product
 from capmon.errors import InputError
 from capmon.mdb.store import DERIVED, STATISTIC_COLUMNS
 from capmon.service.auth import ReadableSite
+from capmon.service.basemap import read_basemap
 from capmon.service.layers import parcel_events, parcel_products
 from capmon.service.links import base_url
 from capmon.service.map_data import MapData, MdbPool, SeasonView, map_data, mdb_version
 from capmon.service.raster_tiles import INPUT_PRODUCT_TYPES, raster_signals
 from capmon.signals.catalogue import get_signal
 
-ParcelId = Annotated[int, Path(ge=0, le=2**63 - 1, description="The parcel's NewID.")]
+ParcelId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=256,
+        description="The parcel's NewID, or its declared id (ori_id) when no NewID matches.",
+    ),
+]
 
 router = APIRouter(tags=["Markers"])
 
@@ -286,7 +294,8 @@ def timeseries(
     data, view = season_view(request, site, season)
     if start is not None and end is not None and end < start:
         raise InputError(f"end {end} is before start {start}")
-    data.parcel_index(view).position(parcel_id)
+    index = data.parcel_index(view)
+    new_id = int(index.ids[index.find(parcel_id)])
     known = signal_summary(data, view)
     wanted = _requested_signals(signals, known)
     stored = {e["signal"] for e in known if not e["computed"]}
@@ -295,7 +304,7 @@ def timeseries(
         | {part for s in wanted if s not in stored for part in RATIOS.get(s, ())}
     )
     with data.mdb(view).reader() as database:
-        frame = database.timeseries([parcel_id], query, start, end)
+        frame = database.timeseries([new_id], query, start, end)
     frame = _with_ratios(frame, wanted, stored)
     if format == "csv":
         frame = frame[frame["signal"].isin(wanted)]
@@ -305,7 +314,7 @@ def timeseries(
             headers={
                 "Content-Disposition": (
                     f'attachment; filename="{view.site_short_name}-{view.season_name}-'
-                    f'parcel-{parcel_id}.csv"'
+                    f'parcel-{new_id}.csv"'
                 )
             },
         )
@@ -314,7 +323,7 @@ def timeseries(
         {
             "site": site.name,
             "season": view.season_name,
-            "parcel_id": parcel_id,
+            "parcel_id": new_id,
             "start": start.isoformat() if start else None,
             "end": end.isoformat() if end else None,
         }
@@ -366,7 +375,8 @@ def parcel(
     events (mowing, harvest, practice windows, bare-soil periods...) for the chart."""
     data, view = season_view(request, site, season)
     index = data.parcel_index(view)
-    row = index.position(parcel_id)
+    row = index.find(parcel_id)
+    new_id = int(index.ids[row])
     layers = data.season_layers(view)
     products = data.season_products(view)
 
@@ -376,17 +386,16 @@ def parcel(
         "site": site.name,
         "season": view.season_name,
         "year": view.year,
-        "parcel_id": parcel_id,
+        "parcel_id": new_id,
         "attributes": index.attributes_of(row),
         "geometry": json.loads(shapely.to_geojson(geometry)),
         "bbox": [float(v) for v in shapely.bounds(geometry)],
         "layers": {layer_id: layer.describe(row) for layer_id, layer in layers.items()},
-        "products": parcel_products(products, parcel_id),
-        "events": parcel_events(products, parcel_id),
+        "products": parcel_products(products, new_id),
+        "events": parcel_events(products, new_id),
         "links": {
             "timeseries": (
-                f"{base}/sites/{site.name}/seasons/{view.season_name}/parcels/{parcel_id}"
-                "/timeseries"
+                f"{base}/sites/{site.name}/seasons/{view.season_name}/parcels/{new_id}/timeseries"
             )
         },
     }
@@ -404,6 +413,11 @@ class LayerList(BaseModel):
     geojson: str = Field(description="URL of the parcels' GeoJSON (add bbox=)")
     layers: list[dict[str, Any]]
     rasters: dict[str, Any]
+    basemap: dict[str, Any] | None = Field(
+        default=None,
+        description="Raster tiles drawn under the parcels ([map] basemap of the workspace's "
+        "settings.toml): tiles (URL template), attribution, max_zoom; null: none",
+    )
 
 
 def _raster_products(data: MapData, view: SeasonView, base: str) -> dict[str, Any]:
@@ -467,4 +481,5 @@ def layers(request: Request, site: ReadableSite, season: str) -> dict[str, Any]:
         "geojson": f"{base}/sites/{site.name}/seasons/{view.season_name}/parcels.geojson",
         "layers": [layer.info.to_json() for layer in found.values()],
         "rasters": _raster_products(data, view, base),
+        "basemap": basemap.to_json() if (basemap := read_basemap(data.workspace.home)) else None,
     }

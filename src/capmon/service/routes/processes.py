@@ -3,11 +3,15 @@
 Each registered processor is a process: its inputs are ``site`` and ``season`` plus one input
 per field of its parameter model (JSON schema, title, description, default; ``minOccurs`` 0
 when the field has a default), its outputs the registry's. ``POST /processes/{id}/execution``
-runs it as a job on the service's Dask executor (:mod:`capmon.service.executor`):
-asynchronously by default (201, ``Location`` of the job, its status document), synchronously
-with ``Prefer: wait`` (or ``wait=N``): the answer waits up to ``ServiceConfig.sync_wait_seconds``
-for the results (200, ``Preference-Applied: wait``) and falls back to the asynchronous answer.
-Running a process needs the operator role on the site (or admin).
+runs it as a job on the service's Dask executor (:mod:`capmon.service.executor`).
+
+Execution mode: processes advertise ``async-execute`` only (processor runs take minutes to
+hours), so by OGC API - Processes 1.0 (``/req/core/process-execute-default-execution-mode``)
+a request without ``Prefer`` runs asynchronously: 201, ``Location`` of the job and its status
+document, which is what cuiman expects. ``Prefer: respond-async`` changes nothing (and is
+acknowledged); ``Prefer: wait=N`` (RFC 7240) delays the same 201 answer until the job ends or N
+seconds (at most ``ServiceConfig.sync_wait_seconds``) pass, so that a short job's status may
+already be final. Running a process needs the operator role on the site (or admin).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from capmon import __version__
-from capmon.catalog.models import ActivityStatus, Job, Role, Season, Site
+from capmon.catalog.models import Role, Season, Site
 from capmon.errors import NotFoundError
 from capmon.processors import Processor, all_processors, get_processor
+from capmon.processors.labels import parameter_label
 from capmon.service.auth import CurrentPrincipal, Principal, site_for
-from capmon.service.errors import ForbiddenError, NoSuchProcessError, answer_for, error_response
+from capmon.service.errors import ForbiddenError, NoSuchProcessError
 from capmon.service.executor import job_executor, start_job
 from capmon.service.links import base_url, link
 from capmon.service.openapi import to_openapi30
@@ -37,18 +42,16 @@ from capmon.service.routes.jobs import (
     REL_JOB_LIST,
     ExceptionDocument,
     Link,
-    ResultLink,
     StatusInfo,
     job_document,
-    job_failure,
-    results_document,
 )
 from capmon.service.state import service_state
 from capmon.workspace import Workspace
 
 router = APIRouter(tags=["Processes"])
 
-JOB_CONTROL = ["async-execute", "sync-execute", "dismiss"]
+JOB_CONTROL = ["async-execute", "dismiss"]
+"""No ``sync-execute``: see the module docstring."""
 REL_EXECUTE = "http://www.opengis.net/def/rel/ogc/1.0/execute"
 REL_PROCESSES = "http://www.opengis.net/def/rel/ogc/1.0/processes"
 SITE_INPUT, SEASON_INPUT = "site", "season"
@@ -171,6 +174,11 @@ def _inputs(processor_id: str) -> dict[str, dict[str, Any]]:
         field_schema = dict(converted["components"]["schemas"]["x"])
         title = field_schema.pop("title", name)
         description = field_schema.pop("description", None)
+        label = parameter_label(processor_id, name)  # the human title and unit, if known
+        if label is not None:
+            title = label.title
+            if label.unit:
+                field_schema["x-unit"] = label.unit
         inputs[name] = {
             "title": title,
             "description": description,
@@ -365,8 +373,8 @@ def _preferences(prefer: str | None) -> dict[str, str]:
 
 
 def _wait_seconds(preferences: dict[str, str], limit: float) -> float | None:
-    """How long to wait for a synchronous answer (None: answer asynchronously)."""
-    if "respond-async" in preferences or "wait" not in preferences:
+    """How long to wait for the job to end before answering (None: answer at once)."""
+    if "wait" not in preferences:
         return None
     asked = preferences["wait"]
     if asked.isdigit() and len(asked) < 10:
@@ -385,10 +393,6 @@ def _wait_seconds(preferences: dict[str, str], limit: float) -> float | None:
             "description": "The job was created (asynchronous execution): its status",
             "headers": {"Location": {"description": "The job's URL", "schema": {"type": "string"}}},
         },
-        200: {
-            "model": dict[str, ResultLink],
-            "description": "Results (synchronous execution with Prefer: wait)",
-        },
         400: {"model": ExceptionDocument, "description": "Invalid input (named)"},
         403: {"model": ExceptionDocument, "description": "Not an operator of the site"},
         404: {"model": ExceptionDocument, "description": "No such process"},
@@ -404,14 +408,14 @@ def execute(
         Header(
             alias="Prefer",
             description=(
-                "respond-async (the default) or wait / wait=SECONDS for a synchronous answer "
-                "when the job ends in time."
+                "respond-async (the only mode, acknowledged), wait=SECONDS: answer when the "
+                "job ends or after that long, whichever comes first."
             ),
         ),
     ] = None,
 ) -> JSONResponse:
-    """Run the process as a job: 201 with the job's status and ``Location``, or with
-    ``Prefer: wait`` its results (200) when it ends in time."""
+    """Run the process as a job (asynchronously): 201 with the job's status and
+    ``Location``; with ``Prefer: wait=N`` after the job ends or N seconds."""
     state = service_state(request)
     workspace = state.workspace
     processor = _process(process_id)
@@ -426,21 +430,14 @@ def execute(
     executor = job_executor(request)
     job_id = start_job(workspace, executor, processor, site, season, parameters, principal.login)
     base = base_url(request)
-    location = f"{base}/jobs/{job_id}"
-    if wait is not None and executor.wait(job_id, wait):
-        with workspace.session() as session:
-            job = session.get(Job, job_id)
-        headers = {"Preference-Applied": "wait", "Link": f'<{location}>; rel="monitor"'}
-        if job is not None and job.status == ActivityStatus.FINISHED:
-            return JSONResponse(results_document(workspace, job, base), 200, headers=headers)
-        if job is not None and job.status == ActivityStatus.ERROR:
-            failure = job_failure(workspace, job)
-            response = error_response(answer_for(failure), str(failure), request)
-            response.headers.update(headers)
-            return response
+    location = f"{base}/jobs/{job_document(workspace, principal, job_id, base)['jobID']}"
     headers = {"Location": location}
-    if "respond-async" in preferences:
-        headers["Preference-Applied"] = "respond-async"
+    applied = ["respond-async"] if "respond-async" in preferences else []
+    if wait is not None:
+        executor.wait(job_id, wait)
+        applied.append(f"wait={round(wait)}")
+    if applied:
+        headers["Preference-Applied"] = ", ".join(applied)
     document = StatusInfo.model_validate(job_document(workspace, principal, job_id, base))
     return JSONResponse(
         document.model_dump(mode="json", by_alias=True, exclude_none=True), 201, headers=headers

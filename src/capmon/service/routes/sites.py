@@ -25,6 +25,7 @@ from capmon.parcels import store
 from capmon.parcels.codes import crop_key
 from capmon.service.auth import CurrentPrincipal, ReadableSite, WritableSite, site_for
 from capmon.service.errors import ForbiddenError
+from capmon.service.links import utc
 from capmon.service.site_admin import delete_season, delete_site, update_season
 from capmon.service.state import service_state
 from capmon.sites import (
@@ -149,7 +150,7 @@ def site_out(site: Site, *, with_aoi: bool = False) -> dict[str, Any]:
         "tiles": list(site.tiles or []),
         "bbox": [round(v, 6) for v in site.aoi.bounds],
         "seasons": [season_out(s) for s in site.seasons],
-        "created_at": site.created_at,
+        "created_at": utc(site.created_at),
     }
     if with_aoi:
         out["aoi"] = shapely.geometry.mapping(site.aoi)

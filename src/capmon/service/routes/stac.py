@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from capmon.service.auth import CurrentPrincipal
+from capmon.service.auth import CurrentPrincipal, OptionalPrincipal, published_reader
 from capmon.service.links import base_url
 from capmon.service.stac import (
     CONFORMANCE,
@@ -172,7 +172,7 @@ def items(
     request: Request,
     principal: CurrentPrincipal,
     cid: str,
-    limit: Annotated[int | None, Query(ge=1, description="items per page (max 1000)")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="items per page (max 200)")] = None,
     bbox: Annotated[str | None, Query(description="west,south,east,north (EPSG:4326)")] = None,
     datetime: Annotated[
         str | None, Query(description="instant or interval start/end, '..' for open")
@@ -204,9 +204,11 @@ def items(
     response_class=GeoJSONResponse,
     responses=GEOJSON_RESPONSE,
 )
-def item(request: Request, principal: CurrentPrincipal, cid: str, iid: str) -> GeoJSONResponse:
-    """An item: footprint, times, properties and downloadable assets."""
-    return GeoJSONResponse(_catalog(request, principal).item(cid, iid))
+def item(request: Request, principal: OptionalPrincipal, cid: str, iid: str) -> GeoJSONResponse:
+    """An item: footprint, times, properties and downloadable assets (without a token: a
+    processor product of a published site)."""
+    reader = principal or published_reader(service_state(request).workspace, iid)
+    return GeoJSONResponse(_catalog(request, reader).item(cid, iid))
 
 
 @router.get(
@@ -225,7 +227,7 @@ def search_get(
     datetime: Annotated[
         str | None, Query(description="instant or interval start/end, '..' for open")
     ] = None,
-    limit: Annotated[int | None, Query(ge=1, description="items per page (max 1000)")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="items per page (max 200)")] = None,
     token: Annotated[str | None, Query(description="paging token of a 'next' link")] = None,
 ) -> GeoJSONResponse:
     """Items of every collection you can see, filtered, newest first, in pages."""
@@ -288,8 +290,10 @@ def search_post(request: Request, principal: CurrentPrincipal, body: SearchBody)
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "Range"}},
 )
-def asset(request: Request, principal: CurrentPrincipal, iid: str, path: str) -> FileResponse:
-    """One file of an item (``Range`` requests answer 206 with the bytes asked for)."""
-    root = _catalog(request, principal).asset_root(iid)
+def asset(request: Request, principal: OptionalPrincipal, iid: str, path: str) -> FileResponse:
+    """One file of an item (``Range`` requests answer 206 with the bytes asked for; without a
+    token: of a processor product of a published site)."""
+    reader = principal or published_reader(service_state(request).workspace, iid)
+    root = _catalog(request, reader).asset_root(iid)
     target = root.file(path)
     return FileResponse(target, media_type=media_type(target), filename=target.name)

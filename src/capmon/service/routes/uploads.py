@@ -11,6 +11,7 @@ upload; creating a site needs an admin. Access is checked before the body is rea
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -20,7 +21,14 @@ from sqlalchemy import select
 
 from capmon.catalog.models import DeclarationSet, ImportMode, Site
 from capmon.parcels import list_luts
-from capmon.service.auth import AdminPrincipal, ReadableSite, WritableSite
+from capmon.service.auth import (
+    AdminPrincipal,
+    CurrentPrincipal,
+    Principal,
+    ReadableSite,
+    WritableSite,
+)
+from capmon.service.links import utc
 from capmon.service.routes.sites import SiteDetail, site_out
 from capmon.service.state import service_state
 from capmon.service.upload_files import (
@@ -41,6 +49,7 @@ from capmon.service.upload_imports import (
     stored_configs,
     stored_practice_tables,
 )
+from capmon.workspace import Workspace
 
 router = APIRouter(tags=["Uploads"])
 
@@ -241,8 +250,32 @@ class DeclarationVersion(BaseModel):
     parcels: int = Field(description="Parcels not deleted.")
     source_file: str
     stored: str
-    created_at: Any = None
+    created_at: dt.datetime | None = None
     report: dict[str, Any]
+
+
+def shown_paths(workspace: Workspace, principal: Principal, site: Site, listing: Any) -> Any:
+    """``listing`` as a reader of ``site`` sees it: operators of the site and admins see the
+    server's paths (to give as process inputs); viewers see paths relative to the workspace
+    (a file outside it by its name), never the server's folders."""
+    if principal.can_write(site.id):
+        return listing
+    home = str(workspace.home.resolve()).rstrip("/") + "/"
+    raw_home = str(workspace.home).rstrip("/") + "/"
+
+    def hide(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: hide(entry) for key, entry in value.items()}
+        if isinstance(value, list):
+            return [hide(entry) for entry in value]
+        if isinstance(value, str) and value.startswith("/"):
+            for prefix in (home, raw_home):
+                if value.startswith(prefix):
+                    return value.removeprefix(prefix)
+            return value.rstrip("/").rsplit("/", 1)[-1]
+        return value
+
+    return hide(listing)
 
 
 @router.get(
@@ -252,15 +285,17 @@ class DeclarationVersion(BaseModel):
 )
 def declarations_list(
     request: Request,
+    principal: CurrentPrincipal,
     site: ReadableSite,
     year: Annotated[int | None, Query(ge=2000, le=2100, description="Only this year.")] = None,
 ) -> list[dict[str, Any]]:
-    with service_state(request).workspace.session() as session:
+    workspace = service_state(request).workspace
+    with workspace.session() as session:
         query = select(DeclarationSet).where(DeclarationSet.site_id == site.id)
         if year is not None:
             query = query.where(DeclarationSet.year == year)
         rows = session.scalars(query.order_by(DeclarationSet.year, DeclarationSet.version))
-        return [
+        listing = [
             {
                 "year": r.year,
                 "version": r.version,
@@ -268,11 +303,12 @@ def declarations_list(
                 "parcels": r.parcel_count,
                 "source_file": r.source_file,
                 "stored": r.parcels_path,
-                "created_at": r.created_at,
+                "created_at": utc(r.created_at),
                 "report": r.report,
             }
             for r in rows
         ]
+    return list(shown_paths(workspace, principal, site, listing))
 
 
 @router.post(
@@ -299,13 +335,16 @@ class LutVersion(BaseModel):
     entries: int
     source_file: str
     stored: str
-    created_at: Any = None
+    created_at: dt.datetime | None = None
     report: dict[str, Any]
 
 
 @router.get("/sites/{site}/luts", response_model=list[LutVersion], summary="Crop LUT versions")
-def luts_list(request: Request, site: ReadableSite) -> list[dict[str, Any]]:
-    return [
+def luts_list(
+    request: Request, principal: CurrentPrincipal, site: ReadableSite
+) -> list[dict[str, Any]]:
+    workspace = service_state(request).workspace
+    listing = [
         {
             "year": i.year,
             "version": i.version,
@@ -313,11 +352,12 @@ def luts_list(request: Request, site: ReadableSite) -> list[dict[str, Any]]:
             "entries": i.entries,
             "source_file": i.source_file,
             "stored": i.lut_path,
-            "created_at": i.created_at,
+            "created_at": utc(i.created_at),
             "report": i.report,
         }
-        for i in list_luts(service_state(request).workspace, site.name)
+        for i in list_luts(workspace, site.name)
     ]
+    return list(shown_paths(workspace, principal, site, listing))
 
 
 @router.post(
@@ -364,8 +404,11 @@ class StoredConfig(BaseModel):
 @router.get(
     "/sites/{site}/configs", response_model=list[StoredConfig], summary="Stored L4B/L4C configs"
 )
-def configs_list(request: Request, site: ReadableSite) -> list[dict[str, Any]]:
-    return stored_configs(service_state(request).workspace, site)
+def configs_list(
+    request: Request, principal: CurrentPrincipal, site: ReadableSite
+) -> list[dict[str, Any]]:
+    workspace = service_state(request).workspace
+    return list(shown_paths(workspace, principal, site, stored_configs(workspace, site)))
 
 
 @router.post(
@@ -403,5 +446,9 @@ class StoredPracticeTable(BaseModel):
     response_model=list[StoredPracticeTable],
     summary="Stored L4C practice tables",
 )
-def practices_list(request: Request, site: ReadableSite) -> list[dict[str, Any]]:
-    return stored_practice_tables(service_state(request).workspace, site)
+def practices_list(
+    request: Request, principal: CurrentPrincipal, site: ReadableSite
+) -> list[dict[str, Any]]:
+    workspace = service_state(request).workspace
+    listing = stored_practice_tables(workspace, site)
+    return list(shown_paths(workspace, principal, site, listing))
