@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 DEMO_HOME ?= $(CURDIR)/demo-workspace
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test install install-test lint typecheck postgis chromium web clean bench
+.PHONY: demo demo-full test install install-test lint typecheck postgis chromium web clean bench
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "capmon needs Python >= 3.11")'
@@ -39,9 +39,13 @@ install: $(VENV)/.installed web
 
 install-test: $(VENV)/.installed-test web
 
-## Installs capmon and runs the whole system on the built-in synthetic demo season.
+## Installs capmon and runs the whole system on the built-in synthetic demo season (quick world).
 demo: install
 	$(VENV)/bin/capmon --home "$(DEMO_HOME)" demo --overwrite
+
+## The same on the full synthetic world (2000 parcels, 10-20 minutes).
+demo-full: install
+	$(VENV)/bin/capmon --home "$(DEMO_HOME)" demo --full --overwrite
 
 ## PostgreSQL + PostGIS binaries for the catalogue tests (the tests start their own throw-away cluster).
 postgis:

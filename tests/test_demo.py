@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -51,6 +52,8 @@ def test_demo_runs_every_stage(tmp_path: Path) -> None:
     check.dispose()
     assert report.figures["parcels"] == 40
     assert report.figures["mdb_rows"] > 1000
+    # the season job is linked to the four products it made (issue 19, item 7)
+    assert report.figures["season_job_products"] == 4
     assert report.figures["ndvi_rows_compared"] > 100
     assert report.figures["ndvi_correlation"] > 0.9
     assert report.figures["ndvi_median_abs_difference"] < 0.05
@@ -81,3 +84,29 @@ def test_demo_never_deletes_a_folder_that_is_not_a_workspace(tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "does not look like a capmon workspace" in result.output
     assert (precious / "thesis.tex").exists()
+
+
+def test_the_demo_runs_the_quick_world_unless_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo` (`capmon demo`) is the quick world, `--full` the full one (issue 19)."""
+    from capmon.cli import demo as demo_cli
+    from capmon.demo import FULL_WORLD, QUICK_WORLD, DemoReport
+
+    calls: list[dict[str, Any]] = []
+
+    def fake(home: Path, **options: Any) -> DemoReport:
+        calls.append(options)
+        return DemoReport(home)
+
+    monkeypatch.setattr(demo_cli, "run_demo", fake)
+    home = ["--home", str(tmp_path / "demo")]
+    assert runner.invoke(app, [*home, "demo"]).exit_code == 0
+    assert runner.invoke(app, [*home, "demo", "--full"]).exit_code == 0
+    assert runner.invoke(app, [*home, "demo", "--parcels", "50"]).exit_code == 0
+    quick, full, chosen = calls
+    assert (quick["parcels"], quick["window_km"]) == (QUICK_WORLD.parcels, QUICK_WORLD.window_km)
+    assert quick["multiannual_parcels"] == QUICK_WORLD.multiannual_parcels
+    assert (full["parcels"], full["window_km"]) == (FULL_WORLD.parcels, FULL_WORLD.window_km)
+    assert QUICK_WORLD.parcels < FULL_WORLD.parcels
+    assert chosen["parcels"] == 50

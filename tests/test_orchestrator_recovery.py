@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from capmon.catalog.models import ActivityStatus, SeasonLock, StartType
+from capmon.catalog.models import ActivityStatus, DeclarationSet, SeasonLock, StartType
 from capmon.cli.main import app
+from capmon.mdb.extract import mdb_folder
 from capmon.orchestrator import ClusterSpec, dask_client, run_season
 from capmon.orchestrator import execute as execute_module
 from capmon.orchestrator.jobs import create_job, failed_attempts
 from capmon.orchestrator.lock import SeasonRunLock
 from capmon.parcels import import_lut
+from capmon.parcels.store import latest_row
 from capmon.processors.common import register_product
 from capmon.sites import SeasonDates, create_season, create_site, get_season, get_site
 from capmon.synth import SynthWorld, generate_world
@@ -50,7 +52,8 @@ def cluster() -> Iterator[object]:
 
 
 def _workspace(world: SynthWorld, home: Path, database_url: str | None = None) -> Workspace:
-    """Declarations but no MDB: bare soil fails at once (no markers database)."""
+    """Declarations and a broken MDB (a folder without its manifest): bare soil is due (its
+    inputs are there, so it is not skipped) and fails at once."""
     workspace = open_workspace(home, database_url)
     year = world.years[0]
     with workspace.session() as session:
@@ -65,6 +68,11 @@ def _workspace(world: SynthWorld, home: Path, database_url: str | None = None) -
         year,
         world.declarations[year],
     )
+    with workspace.session() as session:
+        site = get_site(session, "tiny")
+        declarations = latest_row(session, DeclarationSet, site, year)
+        assert declarations is not None
+        mdb_folder(workspace, "tiny", "S", declarations.id).mkdir(parents=True)
     return workspace
 
 
@@ -83,7 +91,7 @@ def test_failed_processors_are_retried_with_backoff(
     first = run(StartType.TRIGGERED)
     assert first.status == ActivityStatus.ERROR.value
     assert [name for name, _ in first.processors_failed] == ["baresoil"]
-    assert "markers database" in first.processors_failed[0][1]
+    assert "not an MDB folder" in first.processors_failed[0][1]
     # an automatic run waits for the backoff
     second = run(StartType.SCHEDULED)
     assert second.nothing_due

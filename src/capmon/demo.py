@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 
 from capmon.catalog.db import create_catalog_engine
-from capmon.catalog.models import DeclarationSet
+from capmon.catalog.models import DeclarationSet, Product
 from capmon.errors import InputError
 from capmon.mdb.extract import mdb_folder
 from capmon.mdb.query import open_mdb
@@ -48,6 +49,42 @@ SEASON_PROCESSORS = ("l4a", "l4b", "baresoil", "heterogeneity")
 """Processors the demo's season run executes (L4C needs one run per practice: run after)."""
 WORLD_FOLDER = "synthetic-world"
 Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class DemoWorld:
+    """The size of the demo's synthetic worlds: the season's world, then the 5-year world of
+    the multi-annual stage (``window_km`` is the side of the square of parcels)."""
+
+    parcels: int
+    window_km: float
+    revisit_days: int
+    s1_repeat_days: int
+    multiannual_parcels: int
+    multiannual_window_km: float
+    multiannual_revisit_days: int
+
+
+QUICK_WORLD = DemoWorld(
+    parcels=250,
+    window_km=3.5,
+    revisit_days=5,
+    s1_repeat_days=12,
+    multiannual_parcels=80,
+    multiannual_window_km=2.0,
+    multiannual_revisit_days=10,
+)
+"""``make demo``, ``capmon demo``: the first results in a few minutes on 2 cores."""
+FULL_WORLD = DemoWorld(
+    parcels=2000,
+    window_km=10.0,
+    revisit_days=5,
+    s1_repeat_days=6,
+    multiannual_parcels=600,
+    multiannual_window_km=5.5,
+    multiannual_revisit_days=5,
+)
+"""``make demo-full``, ``capmon demo --full``: the figures against the truth on 2000 parcels."""
 
 
 @dataclass
@@ -85,6 +122,8 @@ def run_demo(
     database_url: str | None = None,
     window_km: float = 10.0,
     revisit_days: int = 5,
+    s1_repeat_days: int = 6,
+    multiannual_revisit_days: int | None = None,
     multiannual_parcels: int = 600,
     multiannual_window_km: float = 5.5,
     workers: int = 2,
@@ -92,7 +131,8 @@ def run_demo(
 ) -> DemoReport:
     """Run every stage; returns the figures the CLI prints.
 
-    ``window_km``, ``revisit_days``, ``multiannual_parcels`` and ``multiannual_window_km``
+    ``window_km``, ``revisit_days``, ``s1_repeat_days``, ``multiannual_parcels``,
+    ``multiannual_window_km`` and ``multiannual_revisit_days`` (default: ``revisit_days``)
     shrink the worlds for quick checks (the tests); ``workers`` is the number of Dask worker
     processes of the season run.
     """
@@ -114,6 +154,7 @@ def run_demo(
         s2_format="cog" if s2_format == "cog" else "jp2",
         window_km=window_km,
         revisit_days=revisit_days,
+        s1_repeat_days=s1_repeat_days,
         wrong_declarations=0.05,
         progress=lambda step, done, total: say(f"synthetic world: {step}", done / max(total, 1)),
     )
@@ -136,7 +177,7 @@ def run_demo(
             say,
             parcels=multiannual_parcels,
             window_km=multiannual_window_km,
-            revisit_days=revisit_days,
+            revisit_days=multiannual_revisit_days or revisit_days,
             seed=seed,
         )
         started = time.perf_counter()
@@ -268,6 +309,11 @@ def _catalogue_stages(
         mdb = mdb_folder(workspace, site_row.short_name, season_name, declarations.id)
     report.figures["mdb"] = str(mdb)
     report.figures["mdb_rows"] = season_run.rows
+    with workspace.session() as session:
+        # the season job's results list the products it made (`capmon jobs show`, the UI)
+        report.figures["season_job_products"] = len(
+            session.scalars(select(Product.id).where(Product.job_id == season_run.job_id)).all()
+        )
     report.figures |= ndvi_against_truth(workspace, mdb, world, year)
 
     started = time.perf_counter()

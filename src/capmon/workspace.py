@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from capmon.catalog.db import create_catalog_engine, migrate
+from capmon.catalog.paths import set_engine_home
 from capmon.errors import StorageError
 from capmon.settings import Settings
 
@@ -67,6 +68,7 @@ def open_workspace(home: str | Path | None = None, database_url: str | None = No
         raise StorageError(f"cannot create the workspace folder {home_path}: {exc}") from exc
     url = database_url or settings.database_url or f"sqlite:///{home_path / CATALOG_FILE}"
     engine = create_catalog_engine(url)
+    set_engine_home(engine, home_path)  # paths inside the home are stored relative to it
     migrate(engine)
     return Workspace(home_path, engine, sessionmaker(engine, expire_on_commit=False))
 
@@ -117,3 +119,77 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
     finally:
         reservation.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class MissingFile:
+    """A file or folder the catalogue names that is not there (``capmon workspace check``)."""
+
+    kind: str
+    name: str
+    path: str
+
+
+def check_workspace(workspace: Workspace) -> list[MissingFile]:
+    """The catalogue's products, declarations and LUTs whose files are missing: after a move or
+    a copy, the inputs kept outside the workspace (``capmon workspace relocate`` fixes them)."""
+    from sqlalchemy import select
+
+    from capmon.catalog.models import CropLut, DeclarationSet, Product
+
+    missing: list[MissingFile] = []
+    with workspace.session() as session:
+        for product in session.scalars(select(Product).order_by(Product.id)):
+            if not Path(product.path).exists():
+                missing.append(MissingFile("product", product.name, product.path))
+        for declarations in session.scalars(select(DeclarationSet).order_by(DeclarationSet.id)):
+            parcels = workspace.path(declarations.parcels_path)
+            if not parcels.exists():
+                name = f"declarations {declarations.year} v{declarations.version}"
+                missing.append(MissingFile("declarations", name, str(parcels)))
+        for lut in session.scalars(select(CropLut).order_by(CropLut.id)):
+            table = workspace.path(lut.lut_path)
+            if not table.exists():
+                missing.append(MissingFile("lut", f"LUT {lut.year} v{lut.version}", str(table)))
+    return missing
+
+
+def relocate_workspace(workspace: Workspace, old: Path, new: Path | None = None) -> int:
+    """Rewrite the catalogue's paths under ``old`` to ``new`` (default: this workspace's home,
+    for a workspace moved or copied from ``old``): products, download records, schedule
+    parameters naming files. Paths that land in the home are stored relative to it. Returns
+    how many values changed."""
+    from sqlalchemy import select
+
+    from capmon.catalog.models import DownloadHistory, Product, ScheduledTask
+
+    source = str(old.expanduser()).rstrip("/") or "/"
+    target = str((new or workspace.home).expanduser().absolute())
+
+    def moved(path: str) -> str | None:
+        if path == source or path.startswith(source + "/"):
+            return target + path[len(source) :]
+        return None
+
+    changed = 0
+    with workspace.session() as session:
+        for row in session.scalars(select(Product)):
+            updated = moved(row.path)
+            if updated is not None:
+                row.path = updated
+                changed += 1
+        for record in session.scalars(select(DownloadHistory)):
+            updated = moved(record.path) if record.path is not None else None
+            if updated is not None:
+                record.path = updated
+                changed += 1
+        for task in session.scalars(select(ScheduledTask)):
+            values = dict(task.parameters)
+            for key, value in values.items():
+                updated = moved(value) if isinstance(value, str) else None
+                if updated is not None:
+                    values[key] = updated
+                    changed += 1
+            if values != task.parameters:
+                task.parameters = values
+    return changed

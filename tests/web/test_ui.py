@@ -102,7 +102,9 @@ def test_declarations_upload_shows_the_import_report(
     expect(counts.get_by_role("row", name=re.compile("^unchanged parcels"))).to_contain_text("60")
     expect(report.locator("dl.report-facts").first).to_contain_text("version2")
     # The new version is listed with its report.
-    versions = page.locator("table.stored-table[data-kind=declarations] > tbody > tr")
+    versions = page.locator(
+        "table.stored-table[data-kind=declarations] > tbody > tr:not(.report-row)"
+    )
     expect(versions).to_have_count(2)
     expect(versions.first.locator("td").nth(1)).to_have_text("2")  # newest first
     # The site's parcel figures follow the new version.
@@ -116,20 +118,20 @@ def test_processor_runs_from_the_generated_form(page: Page, ui_service: UiServic
     run = page.get_by_role("region", name="Run a processor")
     run.get_by_label("Processor").select_option("baresoil")
     # The form is generated from the process description: typed fields, defaults, bounds.
-    expect(run.get_by_label("Ndvi Max")).to_have_attribute("type", "number")
-    expect(run.get_by_label("Ndvi Max")).to_have_attribute("placeholder", "0.3")
-    expect(run.get_by_label("Use S1")).to_have_attribute("type", "checkbox")
-    expect(run.get_by_label("S1 Weight")).to_have_attribute("max", "2")
+    expect(run.get_by_label("Bare soil: NDVI below")).to_have_attribute("type", "number")
+    expect(run.get_by_label("Bare soil: NDVI below")).to_have_attribute("placeholder", "0.3")
+    expect(run.get_by_label("Use Sentinel-1 evidence")).to_have_attribute("type", "checkbox")
+    expect(run.get_by_label("Weight of the Sentinel-1 evidence")).to_have_attribute("max", "2")
     run.get_by_label("Site").select_option("alpha")
     run.get_by_label("Season").select_option(SEASON)
     run.get_by_text(re.compile(r"^Parameters \(")).click()
     # A soil-cover window that changes the compliance, not the bare-soil periods the map test
     # counts (whichever of the two tests runs first).
-    run.get_by_label("Cover Start").fill("10-15")
+    run.get_by_label("Soil-cover window start (MM-DD)").fill("10-15")
     run.get_by_role("button", name="Run").click()
-    started = run.get_by_text(re.compile(r"Started job \d+"))
+    started = run.get_by_text(re.compile(r"Started job [\w-]+"))
     expect(started).to_be_visible()
-    job_id = re.search(r"job (\d+)", started.inner_text())
+    job_id = re.search(r"job ([\w-]+)", started.inner_text())
     assert job_id is not None
     row = page.locator(f"tr[data-job='{job_id.group(1)}']")
     expect(row).to_have_attribute("data-status", "successful", timeout=90_000)

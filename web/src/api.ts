@@ -22,7 +22,7 @@ export class ApiError extends Error {
   constructor(status: number, body: unknown, fallback: string) {
     const doc = isRecord(body) ? body : {};
     const title = str(doc.title, fallback);
-    const detail = str(doc.detail);
+    const detail = str(doc.detail ?? doc.error_description); // OGC/RFC 7807, or RFC 6749 (tokens)
     super(detail || title);
     this.status = status;
     this.title = title;

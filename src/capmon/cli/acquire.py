@@ -28,7 +28,7 @@ from typer.core import TyperGroup
 from capmon.acquisition.history import history_json, list_history
 from capmon.acquisition.run import acquire_season
 from capmon.acquisition.sources import load_sources
-from capmon.cli.common import console, print_json, reported_errors, state
+from capmon.cli.common import console, print_json, reported_errors, split_values, state
 from capmon.errors import InputError
 
 
@@ -51,12 +51,6 @@ acquire_app = typer.Typer(
 )
 
 
-def _split(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
 @acquire_app.command("run")
 def acquire_run(
     ctx: typer.Context,
@@ -64,10 +58,23 @@ def acquire_run(
     season: Annotated[str, typer.Argument(help="Season name.")],
     sources_file: Annotated[
         Path | None,
-        typer.Option("--sources", help="Data sources file [default: <home>/sources.toml]."),
+        typer.Option(
+            "--sources-file",
+            help="Data sources file [default: <home>/sources.toml].",
+            show_default=False,
+        ),
+    ] = None,
+    sources_alias: Annotated[
+        Path | None,
+        typer.Option("--sources", hidden=True, help="Deprecated name of --sources-file."),
     ] = None,
     source: Annotated[
-        list[str] | None, typer.Option("--source", help="Only this source (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="Only these sources (names, comma-separated or repeated).",
+            show_default=False,
+        ),
     ] = None,
     collections: Annotated[
         list[str] | None,
@@ -97,7 +104,7 @@ def acquire_run(
     with reported_errors():
         until_date = _date(until)
         workspace = state(ctx).workspace()
-        sources = load_sources(workspace.home, sources_file)
+        sources = load_sources(workspace.home, sources_file or sources_alias)
         with Progress(
             TextColumn("[bold]downloading"),
             BarColumn(),
@@ -119,8 +126,8 @@ def acquire_run(
                 site,
                 season,
                 sources=sources,
-                source_names=_split(source),
-                collections=_split(collections),
+                source_names=split_values(source),
+                collections=split_values(collections),
                 max_cloud=max_cloud,
                 dry_run=dry_run,
                 until=until_date,
@@ -209,13 +216,22 @@ def acquire_sources(
     ctx: typer.Context,
     sources_file: Annotated[
         Path | None,
-        typer.Option("--sources", help="Data sources file [default: <home>/sources.toml]."),
+        typer.Option(
+            "--sources-file",
+            help="Data sources file [default: <home>/sources.toml].",
+            show_default=False,
+        ),
+    ] = None,
+    sources_alias: Annotated[
+        Path | None,
+        typer.Option("--sources", hidden=True, help="Deprecated name of --sources-file."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The configured data sources and whether their credentials are set (never shown)."""
     with reported_errors():
-        sources = load_sources(state(ctx).workspace().home, sources_file) or []
+        chosen = sources_file or sources_alias
+        sources = load_sources(state(ctx).workspace().home, chosen) or []
     rows = []
     for source in sources:
         missing = source.missing_credentials(source.credentials())

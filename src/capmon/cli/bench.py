@@ -22,7 +22,7 @@ from rich.progress import (
 
 from capmon.bench.extract import METHODS, BenchConfig, run_benchmark, write_json
 from capmon.bench.report import render
-from capmon.cli.common import console, err_console, reported_errors
+from capmon.cli.common import console, err_console, reported_errors, split_values
 
 Stage = Callable[[str, int], Callable[[int], None]]
 
@@ -89,7 +89,10 @@ def extract(
     queries: Annotated[int, typer.Option(help="Timed one-parcel queries.")] = 50,
     seed: Annotated[int, typer.Option(help="Random seed of the generated data.")] = 20240501,
     skip: Annotated[
-        list[str] | None, typer.Option(help=f"Methods to leave out: {', '.join(METHODS)}.")
+        list[str] | None,
+        typer.Option(
+            help=f"Methods to leave out (comma-separated or repeated): {', '.join(METHODS)}."
+        ),
     ] = None,
     workdir: Annotated[
         Path | None,
@@ -122,7 +125,7 @@ def extract(
             mdb_signals=mdb_signals,
             queries=queries,
             seed=seed,
-            skip=tuple(skip or ()),
+            skip=tuple(split_values(skip) or ()),
         )
         with _stages() as step:
             result = run_benchmark(config, workdir, step)
@@ -138,8 +141,11 @@ def scale(
     tiles: Annotated[int, typer.Option(help="Adjacent S2 tiles, one window each (1-4).")] = 2,
     dates: Annotated[int, typer.Option(help="Acquisitions (COG products) per tile.")] = 10,
     signals: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated signals [default: the MDB's 18 default signals]."),
+        list[str] | None,
+        typer.Option(
+            help="Signals, comma-separated or repeated [default: the MDB's 18 default signals].",
+            show_default=False,
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the generated world.")] = 20240601,
     workdir: Annotated[
@@ -157,7 +163,7 @@ def scale(
     from capmon.bench.scale import write_json as write_scale_json
 
     with reported_errors():
-        chosen = tuple(s.strip() for s in (signals or "").split(",") if s.strip())
+        chosen = tuple(split_values(signals) or ())
         config = ScaleConfig(parcels=parcels, tiles=tiles, dates=dates, seed=seed)
         if chosen:
             config = dataclasses.replace(config, signals=chosen)
@@ -208,7 +214,13 @@ def api(
     tile_share: Annotated[
         float, typer.Option(help="Share of vector-tile requests (the rest: time series).")
     ] = 0.5,
-    zooms: Annotated[str, typer.Option(help="Comma-separated zooms of the tiles.")] = "12,13,14,15",
+    zooms: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Zooms of the tiles, comma-separated or repeated [default: 12,13,14,15].",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the data and the clients.")] = 20240701,
     workdir: Annotated[
         Path | None,
@@ -230,9 +242,10 @@ def api(
 
     with reported_errors():
         try:
-            levels = tuple(int(z) for z in zooms.split(",") if z.strip())
+            given = split_values(zooms) or ["12", "13", "14", "15"]
+            levels = tuple(int(z) for z in given)
         except ValueError as exc:
-            raise InputError(f"--zooms {zooms!r} must be comma-separated integers") from exc
+            raise InputError(f"--zooms {zooms!r} must be integers") from exc
         config = ApiBenchConfig(
             parcels=parcels,
             dates=dates,

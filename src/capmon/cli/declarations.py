@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from capmon.catalog.models import ImportMode
-from capmon.cli.common import console, print_json, reported_errors, state
+from capmon.cli.common import console, print_json, reported_errors, split_values, state
 from capmon.parcels.declarations import (
     DuplicateIdPolicy,
     declaration_report,
@@ -38,12 +38,16 @@ def declarations_import(
         list[str] | None,
         typer.Option(
             "--parcel-id-col",
-            help="Parcel id column (repeat for several, joined with '-') [default: fiboa id].",
+            help="Parcel id column; several (comma-separated or repeated) are joined with '-' "
+            "[default: fiboa id].",
         ),
     ] = None,
     holding_id_col: Annotated[
         list[str] | None,
-        typer.Option("--holding-id-col", help="Holding id column (repeat for several)."),
+        typer.Option(
+            "--holding-id-col",
+            help="Holding id column; several are comma-separated or repeated.",
+        ),
     ] = None,
     crop_code_col: Annotated[
         str | None,
@@ -82,8 +86,8 @@ def declarations_import(
             site,
             year,
             file,
-            parcel_id_cols=parcel_id_col or (),
-            holding_id_cols=holding_id_col or (),
+            parcel_id_cols=split_values(parcel_id_col) or (),
+            holding_id_cols=split_values(holding_id_col) or (),
             crop_code_col=crop_code_col,
             mode=mode,
             layer=layer,

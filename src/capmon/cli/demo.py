@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from capmon.cli.common import console, reported_errors, state
-from capmon.demo import run_demo
+from capmon.demo import FULL_WORLD, QUICK_WORLD, run_demo
 from capmon.settings import Settings
 
 
@@ -21,7 +21,22 @@ class DemoFormat(StrEnum):
 
 def demo(
     ctx: typer.Context,
-    parcels: Annotated[int, typer.Option(help="Parcels of the synthetic world.")] = 2000,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help=f"The full world ({FULL_WORLD.parcels} parcels, {FULL_WORLD.window_km:g} km; "
+            f"takes 10-20 minutes) rather than the quick one ({QUICK_WORLD.parcels} parcels, "
+            f"{QUICK_WORLD.window_km:g} km).",
+        ),
+    ] = False,
+    parcels: Annotated[
+        int | None,
+        typer.Option(
+            help="Parcels of the synthetic world [default: those of the quick or full world].",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic world.")] = 0,
     s2_format: Annotated[
         DemoFormat, typer.Option("--format", help="Sentinel-2 band files: JPEG 2000 or COG.")
@@ -30,7 +45,9 @@ def demo(
         bool, typer.Option(help="Replace an existing demo workspace at --home.")
     ] = False,
 ) -> None:
-    """Create a workspace and run every stage of capmon on a synthetic season."""
+    """Create a workspace and run every stage of capmon on a synthetic season.
+
+    A quick world by default (first results in a few minutes); --full for the full one."""
     cli_state = state(ctx)
     home = cli_state.home or Settings.from_environment().home
     with (
@@ -49,9 +66,16 @@ def demo(
         def progress(stage: str, fraction: float) -> None:
             bar.update(task, description=stage[:60], completed=min(max(fraction, 0.0), 1.0))
 
+        world = FULL_WORLD if full else QUICK_WORLD
         report = run_demo(
             home,
-            parcels=parcels,
+            parcels=parcels or world.parcels,
+            window_km=world.window_km,
+            revisit_days=world.revisit_days,
+            s1_repeat_days=world.s1_repeat_days,
+            multiannual_parcels=world.multiannual_parcels,
+            multiannual_window_km=world.multiannual_window_km,
+            multiannual_revisit_days=world.multiannual_revisit_days,
             seed=seed,
             s2_format=s2_format.value,
             overwrite=overwrite,

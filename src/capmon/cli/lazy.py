@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 # click's Context and Command (typer >= 0.2x vendors its own click, hence Any)
@@ -49,7 +50,7 @@ class LazyGroup(TyperGroup):
             # the group's own help: a stand-in, so that listing imports nothing
             return TyperCommand(cmd_name, help=lazy.help)
         if lazy is not None and cmd_name not in self.commands:
-            self.commands[cmd_name] = lazy.load()
+            self.commands[cmd_name] = tidy_help(lazy.load())
         return self.commands.get(cmd_name)
 
     def resolve_command(
@@ -67,11 +68,74 @@ class LazyGroup(TyperGroup):
             raise
 
     def format_help(self, ctx: Context, formatter: Any) -> None:
+        tidy_help(self, recursive=False)
         self._listing = True
         try:
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
+
+
+def tidy_help(command: Command, *, recursive: bool = True) -> Command:
+    """One look for every ``--help`` (issue 19): flags show no ``<bool>``, dates show
+    ``<YYYY-MM-DD>`` rather than a strftime pattern, and help texts keep their brackets
+    (``[default: ...]`` is not read as rich markup, which dropped it and left a stray space).
+    Returns ``command``, tidied in place (and its sub-commands when ``recursive``)."""
+    if getattr(command, "_capmon_tidy", False):
+        return command
+    params = list(getattr(command, "params", []))
+    helper = _help_option(command)
+    if helper is not None:
+        params.append(helper)
+    for param in params:
+        text = getattr(param, "help", None)
+        if isinstance(text, str):
+            param.help = escape(text)
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.display_type_rich = _no_type
+        elif _is_date(param):
+            param.display_type_rich = _date_type
+        elif getattr(param, "multiple", False):
+            param.display_type_rich = _list_type(param)
+    if isinstance(getattr(command, "help", None), str):
+        command.help = escape(command.help)
+    command._capmon_tidy = True
+    if recursive:
+        for sub in getattr(command, "commands", {}).values():
+            tidy_help(sub)
+    return command
+
+
+def _help_option(command: Command) -> Any:
+    getter = getattr(command, "get_help_option", None)
+    context_class = getattr(command, "context_class", None)
+    if getter is None or context_class is None:
+        return None
+    return getter(context_class(command))
+
+
+def _is_date(param: Any) -> bool:
+    descriptor = getattr(param, "type_descriptor", None)
+    return bool(descriptor is not None and descriptor.is_datetime)
+
+
+def _list_type(param: Any) -> Callable[[Context], str]:
+    """``<str,...>``: a multi-valued option takes comma lists (and repeats)."""
+    shown = str(param.display_type_rich(None)).strip("<>")
+    inner = shown.removeprefix("list[").removesuffix("]")
+
+    def display(ctx: Context) -> str:
+        return f"<{inner},...>"
+
+    return display
+
+
+def _no_type(ctx: Context) -> None:
+    return None
+
+
+def _date_type(ctx: Context) -> str:
+    return "<YYYY-MM-DD>"
 
 
 class ProcessorGroup(LazyGroup):

@@ -11,8 +11,9 @@ import typer
 from rich.table import Table
 
 from capmon.cli.common import console, print_json, reported_errors, state
+from capmon.errors import ColumnError, InputError
 from capmon.parcels.lut import LutFormat, import_lut, list_luts, load_lut, lut_info
-from capmon.parcels.lut_schema import FLAG_COLUMNS, LUT_COLUMNS
+from capmon.parcels.lut_schema import FLAG_COLUMNS, LUT_COLUMNS, read_utf8_csv
 from capmon.parcels.report import render_lut_report
 
 lut_app = typer.Typer(
@@ -31,14 +32,25 @@ def lut_import(
         typer.Argument(help="LUT CSV (UTF-8); with --format hcat, one or more mapping CSVs."),
     ],
     lut_format: Annotated[
-        LutFormat,
-        typer.Option("--format", help="sen4cap: Sen4CAP LUT CSV; hcat: EuroCrops mapping CSV."),
-    ] = LutFormat.SEN4CAP,
+        LutFormat | None,
+        typer.Option(
+            "--format",
+            help="sen4cap: Sen4CAP LUT CSV; hcat: EuroCrops HCAT mapping CSV [default: told "
+            "from the columns].",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Import a crop LUT as the next version of the site's LUT for YEAR."""
+    """Import a crop LUT as the next version of the site's LUT for YEAR.
+
+    A Sen4CAP LUT has the columns ori_crop, ctnum, ct, lc, ctnuml4a, ctl4a, ctnumdiv, eaa, al,
+    pgrass, tgrass, fallow, cwater; a EuroCrops HCAT mapping CSV has original_code (or
+    original_name) and HCAT3_code. The format is told from the columns unless --format is
+    given."""
     with reported_errors():
-        result = import_lut(state(ctx).workspace(), site, year, files, lut_format=lut_format)
+        kind = lut_format or detect_lut_format(files)
+        result = import_lut(state(ctx).workspace(), site, year, files, lut_format=kind)
     if as_json:
         print_json(result.report.to_dict())
         return
@@ -78,6 +90,27 @@ def lut_show(
         cells = ["" if _is_missing(record[c]) else str(record[c]) for c in shown_columns]
         grid.add_row(*cells, " ".join(c for c in FLAG_COLUMNS if bool(record[c])))
     console.print(grid)
+
+
+def detect_lut_format(files: list[Path]) -> LutFormat:
+    """The LUT format of ``files`` told from the first file's columns: a Sen4CAP LUT has every
+    Sen4CAP column, a EuroCrops HCAT mapping an ``HCAT3_code`` column; anything else is an
+    error naming both sets of columns."""
+    if not files:
+        raise InputError("no LUT file given")
+    header, _records = read_utf8_csv(files[0])
+    found = {h.lower() for h in header}
+    if "hcat3_code" in found:
+        return LutFormat.HCAT
+    if set(LUT_COLUMNS) <= found:
+        return LutFormat.SEN4CAP
+    missing = [c for c in LUT_COLUMNS if c not in found]
+    raise ColumnError(
+        f"{files[0]}: neither a Sen4CAP LUT nor a EuroCrops HCAT mapping CSV (columns found: "
+        f"{', '.join(header) or 'none'}). A Sen4CAP LUT has the columns "
+        f"{', '.join(LUT_COLUMNS)} (missing here: {', '.join(missing)}); a EuroCrops HCAT "
+        "mapping has original_code (or original_name) and HCAT3_code"
+    )
 
 
 def _is_missing(value: object) -> bool:

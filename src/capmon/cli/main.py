@@ -72,6 +72,12 @@ def _declarations(app: typer.Typer) -> None:
     app.add_typer(declarations.declarations_app, name="declarations")
 
 
+def _workspace(app: typer.Typer) -> None:
+    from capmon.cli import workspace
+
+    app.add_typer(workspace.workspace_app, name="workspace")
+
+
 def _lut(app: typer.Typer) -> None:
     from capmon.cli import lut
 
@@ -100,6 +106,12 @@ def _eval(app: typer.Typer) -> None:
     from capmon.cli import evaluate
 
     app.add_typer(evaluate.eval_app, name="eval")
+
+
+def _train(app: typer.Typer) -> None:
+    from capmon.cli import train
+
+    app.add_typer(train.train_app, name="train")
 
 
 def _practices(app: typer.Typer) -> None:
@@ -172,10 +184,16 @@ _TABLE: tuple[tuple[str, str, Wiring], ...] = (
         _declarations,
     ),
     ("lut", "Crop look-up tables (Sen4CAP LUT or EuroCrops HCAT mapping) per site and year.", _lut),
+    (
+        "workspace",
+        "The workspace: check the files the catalogue names, relocate moved inputs.",
+        _workspace,
+    ),
     ("mdb", "The markers database (MDB).", _mdb),
     ("bench", "Benchmarks of the extraction engine and the MDB.", _bench),
     ("calibrate", "Calibrate processors on labelled data.", _calibrate),
     ("eval", "Score products against reference data.", _eval),
+    ("train", "Train models on reference data.", _train),
     (
         "practices",
         "L4C practice tables (CatchCrop, Fallow, NFC, NA CSVs) and L4C configs per site and year.",

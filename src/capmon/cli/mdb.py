@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from capmon.cli.common import console, print_json, reported_errors
+from capmon.cli.common import console, print_json, reported_errors, split_values
 from capmon.cli.processors import processor_command
 from capmon.errors import InputError
 from capmon.mdb.export import export_long, export_sen4cap
@@ -34,7 +34,10 @@ def export(
     out: Annotated[Path, typer.Argument(help="Output folder (sen4cap) or file (csv, parquet).")],
     file_format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.SEN4CAP,
     statistic: Annotated[
-        list[str] | None, typer.Option(help="Statistics of the sen4cap export [mean, stdev].")
+        list[str] | None,
+        typer.Option(
+            help="Statistics of the sen4cap export, comma-separated or repeated [mean, stdev]."
+        ),
     ] = None,
 ) -> None:
     """Export an MDB: Sen4CAP's wide Arrow IPC + CSV, or the long rows as CSV or Parquet."""
@@ -49,7 +52,7 @@ def export(
             now = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
             stem = f"SEN4CAP_MDB1_S{database.manifest.site}_V{start}_{end}_{now}"
             written = export_sen4cap(
-                database, out, stem, statistics=tuple(statistic or ("mean", "stdev"))
+                database, out, stem, statistics=tuple(split_values(statistic) or ("mean", "stdev"))
             )
             console.print(
                 f"Wrote {written.parcels} parcels x {written.columns} columns: "
@@ -141,14 +144,15 @@ def import_statistics_command(
         str | None, typer.Option(help="Long layouts: column of the signal names.")
     ] = None,
     signal_map: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(help="SOURCE=SIGNAL,...: columns (wide) or signal names (long) to signals."),
     ] = None,
     stat_map: Annotated[
-        str | None, typer.Option(help="STATISTIC=COLUMN,... (long), e.g. stdev=std,median=p50.")
+        list[str] | None,
+        typer.Option(help="STATISTIC=COLUMN,... (long), e.g. stdev=std,median=p50."),
     ] = None,
     scale: Annotated[
-        str | None, typer.Option(help="SOURCE=FACTOR,...: multiply values (e.g. B04=0.0001).")
+        list[str] | None, typer.Option(help="SOURCE=FACTOR,...: multiply values (e.g. B04=0.0001).")
     ] = None,
     sensor: Annotated[
         str | None, typer.Option(help="Sensor of every row (S2, S2A, S1A...).")
@@ -179,10 +183,11 @@ def import_statistics_command(
         str | None, typer.Option(help="Column saying whether a row is an observation.")
     ] = None,
     valid_values: Annotated[
-        str | None, typer.Option(help="V,...: the --valid-col values of observations (e.g. 1).")
+        list[str] | None,
+        typer.Option(help="V,...: the --valid-col values of observations (e.g. 1)."),
     ] = None,
     nodata: Annotated[
-        str | None, typer.Option(help="V,...: values that mean missing (e.g. -9999).")
+        list[str] | None, typer.Option(help="V,...: values that mean missing (e.g. -9999).")
     ] = None,
     sar_unit: Annotated[
         str | None,
@@ -228,19 +233,17 @@ def import_statistics_command(
     from capmon.errors import InputError as BadInput
     from capmon.mdb import imports
 
-    def pairs(text: str | None, option: str) -> list[tuple[str, str]]:
-        if not text:
-            return []
+    def pairs(given: list[str] | None, option: str) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = []
-        for item in text.split(","):
+        for item in split_values(given) or []:
             key, sep, value = item.partition("=")
             if not sep or not key.strip() or not value.strip():
                 raise BadInput(f"{option}: {item!r} is not SOURCE=VALUE")
             found.append((key.strip(), value.strip()))
         return found
 
-    def values(text: str | None) -> tuple[str, ...]:
-        return tuple(v.strip() for v in text.split(",") if v.strip()) if text else ()
+    def values(given: list[str] | None) -> tuple[str, ...]:
+        return tuple(split_values(given) or ())
 
     with errors():
         chosen = imports.load_spec(spec) if spec else imports.ImportSpec()

@@ -13,7 +13,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from capmon.catalog.models import ActivityStatus, StartType
-from capmon.cli.common import console, err_console, print_json, reported_errors, state
+from capmon.cli.common import (
+    console,
+    err_console,
+    print_json,
+    reported_errors,
+    split_values,
+    state,
+)
 from capmon.errors import InputError
 from capmon.orchestrator import jobs as job_model
 from capmon.orchestrator.plan import set_schedule
@@ -38,19 +45,13 @@ SchedulerOption = Annotated[
     ),
 ]
 ProcessorsOption = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--processors",
-        help="Comma-separated processor ids to consider (default: every enabled one).",
+        help="Processor ids to consider, comma-separated or repeated [default: every enabled one].",
         show_default=False,
     ),
 ]
-
-
-def _processors(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [p.strip() for p in value.split(",") if p.strip()]
 
 
 def _print_report(report: SeasonRunReport, as_json: bool) -> None:
@@ -71,6 +72,9 @@ def _print_report(report: SeasonRunReport, as_json: bool) -> None:
                 "processors_failed": report.processors_failed,
                 "processors_up_to_date": report.processors_up_to_date,
                 "processors_not_due": report.processors_not_due,
+                "processors_skipped": [
+                    {"processor": p, "reason": reason} for p, reason in report.processors_skipped
+                ],
                 "processors_backing_off": report.processors_backing_off,
                 "seconds": round(report.seconds, 3),
                 "driver_seconds": round(report.driver_seconds, 3),
@@ -84,6 +88,58 @@ def _print_report(report: SeasonRunReport, as_json: bool) -> None:
         console.print(f"  [yellow]product {name} not extracted:[/] {reason}", highlight=False)
     for name, reason in report.processors_backing_off:
         console.print(f"  [yellow]{name} not retried yet:[/] {reason}", highlight=False)
+    for name, reason in report.processors_skipped:
+        console.print(f"  {name} skipped: {reason}", highlight=False, markup=False)
+
+
+class StagePrinter:
+    """Progress of a season run on stderr, stage by stage, as it goes: a rich progress bar on
+    a terminal, else plain lines (a line per stage and about every tenth of its units), so
+    that logs and CI show what the run is doing."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.live = enabled and err_console.is_terminal
+        self._bar: Progress | None = None
+        self._task: Any = None
+        self._stage = ""
+        self._last = -1
+
+    def __enter__(self) -> StagePrinter:
+        if self.live:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=err_console,
+                transient=False,
+            )
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+    def __call__(self, message: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        stage = message.split(":", 1)[0]
+        if self._bar is not None:
+            if stage != self._stage or self._task is None:
+                if self._task is not None:
+                    self._bar.stop_task(self._task)
+                self._task = self._bar.add_task(message[:70], total=total or None)
+            self._bar.update(self._task, completed=done, description=message[:70])
+            self._stage = stage
+            return
+        step = max(1, total // 10)
+        new_stage = stage != self._stage
+        if new_stage or total == 0 or done == total or done // step != self._last:
+            err_console.print(message, highlight=False, markup=False, soft_wrap=True)
+        self._stage = stage
+        self._last = done // step
 
 
 def _run(
@@ -91,7 +147,7 @@ def _run(
     site: str,
     season: str,
     until: dt.datetime | None,
-    processors: str | None,
+    processors: list[str] | None,
     spec: ClusterSpec,
     start_type: StartType,
     ingest: list[Path],
@@ -100,30 +156,17 @@ def _run(
     from capmon.orchestrator.execute import run_season
 
     workspace = state(ctx).workspace()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=as_json,
-    ) as bar:
-        task = bar.add_task("season run", total=None)
-
-        def progress(message: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=message[:60])
-
+    with StagePrinter(enabled=not as_json) as printer:
         report = run_season(
             workspace,
             site,
             season,
             until=until.date() if until is not None else None,
-            processors=_processors(processors),
+            processors=processors,
             cluster=spec,
             start_type=start_type,
             ingest=ingest,
-            progress=progress,
+            progress=printer,
         )
     _print_report(report, as_json)
     return report
@@ -142,8 +185,12 @@ def season_run(
     threads: ThreadsOption = 1,
     scheduler: SchedulerOption = None,
     ingest: Annotated[
-        list[Path] | None,
-        typer.Option("--ingest", help="Register the products of this folder first (repeatable)."),
+        list[str] | None,
+        typer.Option(
+            "--ingest",
+            help="Register the products of these folders first (comma-separated or repeated).",
+            show_default=False,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -156,10 +203,10 @@ def season_run(
             site,
             season,
             until,
-            processors,
+            split_values(processors),
             ClusterSpec(workers, threads, scheduler),
             StartType.REQUESTED,
-            ingest or [],
+            [Path(p) for p in split_values(ingest) or []],
             as_json,
         )
     if report.status == ActivityStatus.ERROR.value:
@@ -210,6 +257,13 @@ def season_schedule(
     )
 
 
+def _percent(progress: float, status: str) -> str:
+    """A job's progress in whole percent, rounded down: a job is '100 %' once it ended."""
+    if status in {s.value for s in job_model.TERMINAL}:
+        return "100 %" if status == ActivityStatus.FINISHED.value else f"{int(100 * progress)} %"
+    return f"{min(99, int(100 * progress))} %"
+
+
 @jobs_app.command("list")
 def jobs_list(
     ctx: typer.Context,
@@ -237,7 +291,7 @@ def jobs_list(
     for v in views:
         table.add_row(
             str(v.id), v.processor, v.site or "", v.season or "", v.start_type, v.status,
-            f"{100 * v.progress:.0f} %", str(v.submitted_at or "")[:19], (v.message or "")[:60],
+            _percent(v.progress, v.status), str(v.submitted_at or "")[:19], (v.message or "")[:60],
         )  # fmt: skip
     console.print(table)
 
@@ -256,7 +310,8 @@ def jobs_show(
         return
     console.print(
         f"job {view.id} ({view.processor}, {view.start_type}) site {view.site} season "
-        f"{view.season}: [bold]{view.status}[/] {100 * view.progress:.0f} %  {view.message or ''}",
+        f"{view.season}: [bold]{view.status}[/] {_percent(view.progress, view.status)}  "
+        f"{view.message or ''}",
         highlight=False,
     )
     for task in view.tasks:
@@ -336,7 +391,15 @@ def watch(
         try:
             with reported_errors():
                 report = _run(
-                    ctx, site, season, until, processors, spec, StartType.TRIGGERED, folders, False
+                    ctx,
+                    site,
+                    season,
+                    until,
+                    split_values(processors),
+                    spec,
+                    StartType.TRIGGERED,
+                    folders,
+                    False,
                 )
         except typer.Exit:
             if once:

@@ -30,9 +30,13 @@ from rich.table import Table
 from capmon.cli.common import console, err_console, reported_errors, state
 from capmon.errors import InputError
 from capmon.processors import Processor, RunContext, RunResult
+from capmon.processors.labels import parameter_label
 from capmon.processors.registry import FilesMode
 
 run_app = typer.Typer(help="Run a processor on a site and season.", no_args_is_help=True)
+OPTION_NAMES: Mapping[str, tuple[str, str]] = {"source_names": ("--source", "--source-names")}
+"""Parameters whose option has the name other commands give the same concept (``capmon
+acquire --source``): the option's name, then the old name, kept as a hidden alias."""
 
 
 def _option_type(annotation: Any) -> Any:
@@ -50,12 +54,15 @@ def _option_type(annotation: Any) -> Any:
     return str
 
 
-def _parameters_of(model: type[BaseModel]) -> list[inspect.Parameter]:
+def _parameters_of(model: type[BaseModel], processor_id: str = "") -> list[inspect.Parameter]:
     parameters = []
     for name, info in model.model_fields.items():
         option_type = _option_type(info.annotation)
-        flag = "--" + name.replace("_", "-")
+        flag, alias = OPTION_NAMES.get(name, ("--" + name.replace("_", "-"), ""))
         help_text = info.description or ""
+        label = parameter_label(processor_id, name)  # the run form's title, and the unit
+        if label is not None:
+            help_text = f"{label.text()}: {help_text}" if help_text else label.text()
         default = _default_of(info)
         if info.annotation is bool:
             decls = [f"{flag}/--no-{name.replace('_', '-')}"]
@@ -79,7 +86,25 @@ def _parameters_of(model: type[BaseModel]) -> list[inspect.Parameter]:
                 default=None,
             )
         )
+        if alias:
+            hidden = typer.Option(alias, hidden=True, help=f"Deprecated name of {flag}.")
+            parameters.append(
+                inspect.Parameter(
+                    f"alias_{name}",
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=Annotated[option_type | None, hidden],
+                    default=None,
+                )
+            )
     return parameters
+
+
+def _merge_aliases(values: dict[str, Any]) -> None:
+    """Move the values given under an old option name (:data:`OPTION_NAMES`) to the new one."""
+    for name in OPTION_NAMES:
+        old = values.pop(f"alias_{name}", None)
+        if old is not None and values.get(name) is None:
+            values[name] = old
 
 
 def _default_of(info: FieldInfo) -> Any:
@@ -278,6 +303,7 @@ def processor_command(processor: Processor) -> Callable[..., None]:
         **values: Any,
     ) -> None:
         with reported_errors():
+            _merge_aliases(values)
             files = _files_mode(processor, values) if processor.runs_on_files else None
             if files is None and processor.needs_season and site is not None and season is None:
                 raise InputError(f"capmon run {processor.id} SITE SEASON: give the season")
@@ -328,7 +354,7 @@ def processor_command(processor: Processor) -> Callable[..., None]:
             ],
             default=False,
         ),
-        *_parameters_of(processor.parameters),
+        *_parameters_of(processor.parameters, processor.id),
         *(_files_parameters(processor) if processor.runs_on_files else []),
     ]
     command.__signature__ = inspect.Signature(signature)  # type: ignore[attr-defined]

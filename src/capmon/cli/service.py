@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from capmon.catalog.models import Role
-from capmon.cli.common import console, print_json, reported_errors, state
+from capmon.cli.common import console, print_json, reported_errors, split_values, state
 
 user_app = typer.Typer(help="Users of the service: roles and the sites they may see.")
 
@@ -28,7 +28,10 @@ def user_add(
     role: Annotated[Role, typer.Option("--role", help="admin, operator or viewer.")],
     site: Annotated[
         list[str] | None,
-        typer.Option("--site", help="A site the user may see (repeat); ignored for admins."),
+        typer.Option(
+            "--site",
+            help="Sites the user may see, comma-separated or repeated; ignored for admins.",
+        ),
     ] = None,
     email: Annotated[str | None, typer.Option("--email")] = None,
     password_stdin: Annotated[
@@ -40,7 +43,9 @@ def user_add(
 
     with reported_errors():
         workspace = state(ctx).workspace()
-        user = add_user(workspace, login, _password(password_stdin), role, site or (), email)
+        user = add_user(
+            workspace, login, _password(password_stdin), role, split_values(site) or (), email
+        )
     console.print(
         f"user {user.login} ({user.role.value}) created; sites: "
         f"{', '.join(user.sites) or ('all' if user.role is Role.ADMIN else 'none')}"
@@ -138,5 +143,8 @@ def register(app: typer.Typer) -> None:
                 public_url=public_url,
             )
             app = create_app(config)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        base = (public_url or f"http://{shown}:{port}").rstrip("/")
         console.print(f"capmon serving {config.home} on http://{host}:{port}/ (Ctrl-C stops)")
+        console.print(f"Web interface: {base}/ui/   API: {base}/", soft_wrap=True)
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=True)

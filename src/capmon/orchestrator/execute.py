@@ -60,7 +60,7 @@ from capmon.orchestrator.units import (
     extract_unit,
     run_processor_unit,
 )
-from capmon.processors.registry import get_processor
+from capmon.processors.registry import get_processor, missing_inputs
 from capmon.settings import SCHEDULER_ENV
 from capmon.workspace import Workspace
 
@@ -75,6 +75,36 @@ with the same inputs, doubling after each failure; requested runs always retry."
 MAX_AUTOMATIC_ATTEMPTS = 4
 """After this many failures with the same inputs, only a requested run retries it."""
 Progress = Callable[[str, int, int], None]
+"""``progress(message, done, total)``: ``message`` is ``"<stage>: <detail>"`` (stages: planning,
+ingest, acquisition, extraction, compaction, processors, skipped ...); ``done`` of ``total``
+units of the stage (0 of 0 for a stage without units)."""
+
+
+def _say(progress: Progress | None, message: str, done: int = 0, total: int = 0) -> None:
+    if progress is not None:
+        progress(message, done, total)
+
+
+@dataclass
+class _JobProgress:
+    """How far a season job is, by stage: extraction and the processors weigh alike (a run of
+    thousands of products is not '100 %' while its processors have not started), compaction a
+    tenth; below 1 until the job ends."""
+
+    units: int
+    processors: int
+    extracted: int = 0
+    compacted: bool = False
+    processed: int = 0
+
+    def fraction(self) -> float:
+        parts = [(0.1, 1.0 if self.compacted else 0.0)]
+        if self.units:
+            parts.append((1.0, self.extracted / self.units))
+        if self.processors:
+            parts.append((1.0, self.processed / self.processors))
+        weight = sum(w for w, _ in parts)
+        return min(0.99, sum(w * f for w, f in parts) / weight)
 
 
 @dataclass(frozen=True)
@@ -102,20 +132,32 @@ def dask_client(spec: ClusterSpec) -> Iterator[Client]:
         raise InputError("--workers and --threads must be at least 1")
     import dask
 
-    with (
-        # Non-daemonic worker processes: processors may use their own process or thread pools
-        # (scikit-learn's n_jobs through joblib falls back to 1 job in a daemonic process).
-        dask.config.set({"distributed.worker.daemon": False}),
-        LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=spec.workers,
-            threads_per_worker=spec.threads,
-            processes=True,
-            dashboard_address=":0",  # a free port: several clusters may run side by side
-            memory_limit=spec.memory_limit,
-        ) as cluster,
-        Client(cluster) as client,  # type: ignore[no-untyped-call]
-    ):
-        yield client
+    nanny = logging.getLogger("distributed.nanny")
+    level = nanny.level
+    try:
+        with (
+            # Non-daemonic worker processes: processors may use their own process or thread
+            # pools (scikit-learn's n_jobs through joblib falls back to 1 job in a daemonic
+            # process).
+            dask.config.set({"distributed.worker.daemon": False}),
+            LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=spec.workers,
+                threads_per_worker=spec.threads,
+                processes=True,
+                dashboard_address=":0",  # a free port: several clusters may run side by side
+                memory_limit=spec.memory_limit,
+            ) as cluster,
+        ):
+            try:
+                with Client(cluster) as client:  # type: ignore[no-untyped-call]
+                    yield client
+            finally:
+                # closing kills workers that keep threads (processors' pools) with a warning
+                # per worker ("Worker process still alive after 4.0 seconds, killing") that
+                # tells the user nothing wrong: errors only while the cluster closes
+                nanny.setLevel(logging.ERROR)
+    finally:
+        nanny.setLevel(level)
 
 
 @dataclass
@@ -136,6 +178,9 @@ class SeasonRunReport:
     processors_failed: list[tuple[str, str]] = field(default_factory=list)
     processors_up_to_date: list[str] = field(default_factory=list)
     processors_not_due: list[str] = field(default_factory=list)
+    processors_skipped: list[tuple[str, str]] = field(default_factory=list)
+    """Processors due but lacking a required input (not failures), with the reason and the
+    command that gives the input (:func:`capmon.processors.registry.missing_inputs`)."""
     processors_backing_off: list[tuple[str, str]] = field(default_factory=list)
     """Processors whose last runs with the same inputs failed, not retried yet (and why)."""
     processor_outputs: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -157,7 +202,12 @@ class SeasonRunReport:
 
     def summary(self) -> str:
         if self.job_id is None:
-            return f"nothing due as of {self.until} ({self.seconds:.1f} s)"
+            skipped = (
+                f"; skipped: {', '.join(p for p, _ in self.processors_skipped)}"
+                if self.processors_skipped
+                else ""
+            )
+            return f"nothing due as of {self.until}{skipped} ({self.seconds:.1f} s)"
         return (
             f"job {self.job_id} {self.status}: {len(self.extracted)} products extracted "
             f"({self.rows} rows), {len(self.empty)} without valid pixels, {len(self.failed)} "
@@ -166,6 +216,11 @@ class SeasonRunReport:
             + (
                 f"; failed: {', '.join(p for p, _ in self.processors_failed)}"
                 if self.processors_failed
+                else ""
+            )
+            + (
+                f"; skipped: {', '.join(p for p, _ in self.processors_skipped)}"
+                if self.processors_skipped
                 else ""
             )
             + f" ({self.seconds:.1f} s)"
@@ -228,9 +283,14 @@ def run_season(
             before = lock.taken_over.heartbeat_at + dt.timedelta(seconds=2 * HEARTBEAT_SECONDS)
             report.orphans_removed = remove_orphan_products(workspace, site_row, before)
         if ingest:
+            _say(progress, f"ingest: registering the products of {len(ingest)} folder(s)")
             report.ingested = _ingest(workspace, site_row.name, ingest)
+            _say(progress, f"ingest: {report.ingested} new product(s) registered")
         _acquire(workspace, site_row, season_row, until, processors, report)
-        plan = _plan(workspace, site_row, season_row, until, processors, report)
+        if report.acquisition is not None:
+            _say(progress, f"acquisition: {report.acquisition}")
+        _say(progress, "planning: what is due")
+        plan = _plan(workspace, site_row, season_row, until, processors, report, progress)
         plan.automatic = start_type != StartType.REQUESTED
         report.until = plan.until
         due = _due_processors(workspace, plan, _predicted_products(plan), report)
@@ -259,6 +319,8 @@ def run_season(
             )
         if report.acquisition is not None:
             jobs.append_log(workspace, job_id, report.acquisition)
+        for name, reason in report.processors_skipped:
+            jobs.append_log(workspace, job_id, f"skipped {name}: {reason}")
         for orphan in report.orphans_removed:
             jobs.append_log(workspace, job_id, f"removed unregistered product folder {orphan}")
         report.driver_seconds += time.perf_counter() - started
@@ -337,6 +399,7 @@ def _plan(
     until: dt.date | None,
     processors: Sequence[str] | None,
     report: SeasonRunReport,
+    progress: Progress | None = None,
 ) -> _Plan:
     from capmon.mdb.extract import catalogue_info, plan_products
     from capmon.parcels.store import latest_row
@@ -348,7 +411,7 @@ def _plan(
     extraction = next((s for s in schedules if s.processor == "mdb" and s.enabled), None)
     # the acquisition ran before planning (``_acquire``), so that what it fetched is extracted
     others = [s for s in schedules if s.processor not in ("mdb", ACQUIRE) and s.enabled]
-    year = season.end_date.year
+    year = season.year
     with workspace.session() as session:
         declarations = latest_row(session, DeclarationSet, site, year)
         if declarations is None:
@@ -407,6 +470,14 @@ def _plan(
         occurrence = latest_occurrence(schedule.schedule, season, as_of)
         if occurrence is None:
             report.processors_not_due.append(schedule.processor)
+            continue
+        missing = missing_inputs(
+            get_processor(schedule.processor), workspace, site, season, schedule.parameters
+        )
+        if missing:
+            reason = "; ".join(str(m) for m in missing)
+            report.processors_skipped.append((schedule.processor, reason))
+            _say(progress, f"skipped {schedule.processor}: {reason}")
         else:
             due.append((schedule, occurrence))
     return _Plan(
@@ -557,14 +628,14 @@ def _execute(
     progress: Progress | None,
     on_unit: Callable[[UnitOutcome], None] | None,
 ) -> None:
-    total = len(plan.units) + len(plan.processors) + 1
-    done = 0
+    tracker = _JobProgress(len(plan.units), len(plan.processors))
+    count = len(plan.units)
 
-    def advance(message: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(message, done, total)
+    def extracted(outcome: UnitOutcome, done: int) -> str:
+        tracker.extracted = done
+        message = f"extraction: {done}/{count} products ({outcome.name})"
+        _say(progress, message, done, count)
+        return message
 
     tasks: list[int] = []
     failed_processors = False
@@ -579,6 +650,8 @@ def _execute(
             )
             tasks.append(extract_task)
             report.driver_seconds += time.perf_counter() - tick
+            if plan.units:
+                _say(progress, f"extraction: {count} products to extract", 0, count)
             outcomes = _run_units(
                 workspace,
                 client,
@@ -586,10 +659,9 @@ def _execute(
                 extract_task,
                 [(u.product_name, extract_unit, u) for u in plan.units],
                 report,
-                advance,
+                extracted,
                 on_unit,
-                done_before=0,
-                total=total,
+                tracker.fraction,
             )
             for outcome in outcomes:
                 if outcome.status == "extracted":
@@ -611,6 +683,7 @@ def _execute(
                 f"{len(report.failed)} failed",
             )
             if plan.compact:
+                _say(progress, "compaction: rewriting the MDB into parcel buckets")
                 compact_task = jobs.add_task(
                     workspace, job_id, "compact", {}, preceding=[extract_task]
                 )
@@ -633,7 +706,7 @@ def _execute(
                     ],
                 )
                 jobs.set_task_status(workspace, compact_task, ActivityStatus.FINISHED)
-        advance("compacted")
+        tracker.compacted = True
         _check_status(workspace, job_id)
         tick = time.perf_counter()
         due = _due_processors(workspace, plan, _mdb_products(plan, _stored_stems(plan)), report)
@@ -644,6 +717,7 @@ def _execute(
         units: list[tuple[str, Callable[[Any], UnitOutcome], Any]] = []
         task_of: dict[str, tuple[int, str]] = {}
         for schedule, occurrence, key, parameters in due:
+            # pending until its unit starts on a worker (which sets it running)
             task_id = jobs.add_task(
                 workspace,
                 job_id,
@@ -652,7 +726,6 @@ def _execute(
                 preceding=list(tasks),
             )
             task_of[schedule.processor] = (task_id, key)
-            jobs.set_task_status(workspace, task_id, ActivityStatus.RUNNING)
             units.append(
                 (
                     schedule.processor,
@@ -664,12 +737,30 @@ def _execute(
                         plan.season.name,
                         schedule.processor,
                         parameters,
+                        job_id=job_id,
+                        task_id=task_id,
                     ),
                 )
             )
+        tracker.processors = len(units)
+        names = ", ".join(name for name, *_ in units)
+        started_message = f"processors: 0/{len(units)} done, queued {names}"
+        jobs.set_job_progress(
+            workspace, job_id, tracker.fraction(), started_message if units else "compacted"
+        )
+        if units:
+            _say(progress, f"processors: running {names}", 0, len(units))
         report.driver_seconds += time.perf_counter() - tick
+
+        def processed(outcome: UnitOutcome, done: int) -> str:
+            tracker.processed = done
+            verb = "finished" if outcome.status == "finished" else "failed"
+            message = f"processors: {done}/{len(units)} done ({outcome.name} {verb})"
+            _say(progress, message, done, len(units))
+            return message
+
         for outcome in _run_units_per_task(
-            workspace, client, job_id, task_of, units, report, advance, on_unit, done, total
+            workspace, client, job_id, task_of, units, report, processed, on_unit, tracker.fraction
         ):
             task_id, key = task_of[outcome.name]
             if outcome.status == "finished":
@@ -714,16 +805,15 @@ def _run_units_per_task(
     task_of: dict[str, tuple[int, str]],
     units: list[tuple[str, Callable[[Any], UnitOutcome], Any]],
     report: SeasonRunReport,
-    advance: Callable[[str], None],
+    advance: Callable[[UnitOutcome, int], str],
     on_unit: Callable[[UnitOutcome], None] | None,
-    done_before: int,
-    total: int,
+    fraction: Callable[[], float],
 ) -> list[UnitOutcome]:
     if not units:
         return []
     # processors run side by side, one step each in their own task
     collected = _run_units(
-        workspace, client, job_id, None, units, report, advance, on_unit, done_before, total
+        workspace, client, job_id, None, units, report, advance, on_unit, fraction
     )
     for outcome in collected:
         task_id, _key = task_of[outcome.name]
@@ -753,13 +843,13 @@ def _run_units(
     task_id: int | None,
     units: list[tuple[str, Callable[[Any], UnitOutcome], Any]],
     report: SeasonRunReport,
-    advance: Callable[[str], None],
+    advance: Callable[[UnitOutcome, int], str],
     on_unit: Callable[[UnitOutcome], None] | None,
-    done_before: int,
-    total: int,
+    fraction: Callable[[], float],
 ) -> list[UnitOutcome]:
     """Submit ``units`` in a bounded window, collect their outcomes, record their steps (in
-    batches, at most once a second) and follow the job's status."""
+    batches, at most once a second) and follow the job's status; ``advance(outcome, done)``
+    gives the job's message, ``fraction()`` its progress."""
     from distributed import as_completed
 
     if not units:
@@ -789,7 +879,7 @@ def _run_units(
     for future in futures:
         outcome: UnitOutcome = future.result()
         outcomes.append(outcome)
-        advance(outcome.name)
+        message = advance(outcome, len(outcomes))
         if on_unit is not None:
             on_unit(outcome)
         pending_steps.append(_step(outcome))
@@ -799,9 +889,7 @@ def _run_units(
             if task_id is not None:
                 jobs.record_steps(workspace, task_id, pending_steps)
                 pending_steps = []
-            jobs.set_job_progress(
-                workspace, job_id, (done_before + len(outcomes)) / total, outcome.name
-            )
+            jobs.set_job_progress(workspace, job_id, fraction(), message)
             last_flush = time.perf_counter()
             report.driver_seconds += last_flush - tick
             try:

@@ -13,6 +13,7 @@ import os
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 
+from capmon.catalog.models import ActivityStatus
 from capmon.errors import CapmonError
 from capmon.mdb.extract import (
     ExtractionSettings,
@@ -29,6 +31,7 @@ from capmon.mdb.extract import (
     extract_products,
 )
 from capmon.mdb.store import MdbStore, missing_signals
+from capmon.orchestrator import jobs
 from capmon.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -173,6 +176,10 @@ class ProcessorUnit:
     season: str
     processor: str
     parameters: dict[str, Any]
+    job_id: int | None = None
+    """The season job: the products the run registers are linked to it (``Product.job_id``)."""
+    task_id: int | None = None
+    """The job's task of this run, set ``running`` when the run starts on a worker."""
 
 
 _WORKSPACES: dict[tuple[str, str], Workspace] = {}
@@ -203,9 +210,13 @@ def run_processor_unit(unit: ProcessorUnit) -> UnitOutcome:
         with workspace.session() as session:
             site = get_site(session, unit.site)
             season = get_season(session, site, unit.season)
+        if unit.task_id is not None:
+            jobs.set_task_status(workspace, unit.task_id, ActivityStatus.RUNNING)
         result = processor.run(
             RunContext(workspace, site, season), processor.parse_parameters(unit.parameters)
         )
+        if unit.job_id is not None:
+            link_job_products(workspace, unit.job_id, site.id, result.outputs.values())
     except Exception as exc:  # reported in the task's step log
         text = "".join(traceback.format_exception(exc))
         return UnitOutcome(
@@ -223,3 +234,26 @@ def run_processor_unit(unit: ProcessorUnit) -> UnitOutcome:
         result.summary,
         details,
     )
+
+
+def link_job_products(
+    workspace: Workspace, job_id: int, site_id: int, outputs: Iterable[object]
+) -> int:
+    """Set ``Product.job_id`` on the products of ``site_id`` a run registered (their folders
+    are among the run's ``outputs``) and that no job claims yet; returns how many."""
+    from sqlalchemy import select
+
+    from capmon.catalog.models import Product
+
+    paths = sorted({str(path) for path in outputs})
+    if not paths:
+        return 0
+    with workspace.session() as session:
+        products = session.scalars(
+            select(Product).where(
+                Product.site_id == site_id, Product.path.in_(paths), Product.job_id.is_(None)
+            )
+        ).all()
+        for product in products:
+            product.job_id = job_id
+        return len(products)

@@ -185,6 +185,105 @@ class Processor:
         return self.parameters.model_validate(dict(values))
 
 
+@dataclass(frozen=True)
+class MissingInput:
+    """A required input a site does not have yet: the processor is not due (skipped, not
+    failed) until the user gives it with ``command``."""
+
+    input: str
+    reason: str
+    command: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}, see `{self.command}`"
+
+
+INPUT_COMMANDS: Mapping[str, tuple[str, str]] = {
+    "parcels": ("needs declarations for {year}", "capmon declarations import"),
+    "lut": ("needs a crop LUT for {year}", "capmon lut import"),
+    "practices": ("needs practice tables ({practice} for {year})", "capmon practices import"),
+    "products": ("needs input products in the season", "capmon products ingest"),
+    "mdb": ("needs input products in the season", "capmon products ingest"),
+}
+"""What a season lacks when an input kind is missing, and the command that gives it."""
+
+
+def missing_inputs(
+    processor: Processor,
+    workspace: Workspace,
+    site: Site,
+    season: Season,
+    parameters: Mapping[str, Any] | None = None,
+) -> list[MissingInput]:
+    """The required inputs of ``processor`` that ``site`` lacks for ``season`` (empty: ready).
+
+    One readiness rule for the season scheduler, ``capmon season run`` and the service: an
+    input given as a parameter (a path of the same name, e.g. ``practices``) counts as given;
+    otherwise the stored declarations, LUT and practice tables of the season's year and the
+    season's input products are looked up. Optional inputs (configs) never make it unready.
+    """
+    values = dict(parameters or {})
+    year = season.year
+    missing: list[MissingInput] = []
+    seen: set[str] = set()
+    for needed in processor.inputs:
+        if not needed.required or values.get(needed.name) is not None:
+            continue
+        if needed.kind not in INPUT_COMMANDS:
+            continue
+        practice = str(values.get("practice") or "na")
+        if _has_input(needed.kind, workspace, site, season, practice):
+            continue
+        reason, command = INPUT_COMMANDS[needed.kind]
+        text = reason.format(year=year, practice=practice.upper())
+        if text not in seen:
+            seen.add(text)
+            missing.append(MissingInput(needed.name, text, command))
+    return missing
+
+
+def _has_input(kind: str, workspace: Workspace, site: Site, season: Season, practice: str) -> bool:
+    from sqlalchemy import func, select
+
+    from capmon.catalog.models import CropLut, DeclarationSet, Product
+
+    year = season.year
+    if kind == "practices":
+        from capmon.processors.l4c.config import practice_code
+        from capmon.processors.l4c.practices import stored_practices
+
+        return stored_practices(workspace, site.name, year, practice_code(practice)) is not None
+    with workspace.session() as session:
+        if kind in ("parcels", "lut"):
+            model = DeclarationSet if kind == "parcels" else CropLut
+            query = select(func.count()).where(model.site_id == site.id, model.year == year)
+            return bool(session.scalar(query))
+        from capmon.sources import ProductType
+
+        moments = session.scalars(
+            select(Product.acquired_at).where(
+                Product.site_id == site.id,
+                Product.product_type.in_([t.value for t in ProductType]),
+            )
+        )
+        if any(m is not None and season.start_date <= m.date() <= season.end_date for m in moments):
+            return True
+        if kind != "mdb":
+            return False
+        # an MDB imported rather than extracted (``capmon mdb import``) has no input products
+        from capmon.mdb.extract import mdb_folder
+
+        declarations = session.scalar(
+            select(DeclarationSet.id)
+            .where(DeclarationSet.site_id == site.id, DeclarationSet.year == year)
+            .order_by(DeclarationSet.version.desc())
+            .limit(1)
+        )
+        return declarations is not None and (
+            mdb_folder(workspace, site.short_name, season.name, declarations).exists()
+        )
+
+
 _REGISTRY: dict[str, Processor] = {}
 _loaded = False
 

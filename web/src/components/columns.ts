@@ -1,7 +1,8 @@
 // Reads the attribute column names of a declarations file in the browser, before uploading it,
-// so the column-mapping form can offer them: zipped shapefiles (the .dbf header inside the zip),
-// GeoJSON (the first feature's properties) and CSV (the header line). Other formats (GeoPackage,
-// GML, GeoParquet) return null and the form takes typed names.
+// so the column-mapping form can offer them: zipped shapefiles (the .dbf header inside the zip)
+// and GeoJSON (the first feature's properties). Other formats (GeoPackage, GML, GeoParquet)
+// return null and the form takes typed names. (No CSV: declarations need geometries, and the
+// form refuses a CSV before reading it.)
 
 async function inflateHead(bytes: Uint8Array, method: number, want: number): Promise<Uint8Array> {
   if (method === 0) return bytes.subarray(0, want);
@@ -83,12 +84,6 @@ export async function fileColumns(file: File): Promise<string[] | null> {
       const doc = JSON.parse(await file.text()) as { features?: { properties?: Record<string, unknown> }[] };
       const props = doc.features?.[0]?.properties;
       return props ? Object.keys(props) : null;
-    }
-    if (name.endsWith(".csv")) {
-      const head = await file.slice(0, 64 * 1024).text();
-      const line = head.split(/\r?\n/, 1)[0] ?? "";
-      const sep = line.includes(";") && !line.includes(",") ? ";" : ",";
-      return line.split(sep).map((c) => c.trim().replace(/^"|"$/g, "")).filter(Boolean);
     }
   } catch {
     return null;

@@ -38,6 +38,8 @@ const PALETTE = [
 ];
 const RAMP = ["#f7fcb9", "#addd8e", "#41ab5d", "#006837", "#00441b"];
 const NO_VALUE = "#bdbdbd";
+/** The swatch of "no value" (a CSS background): hatched as the map draws those parcels. */
+export const NO_VALUE_SWATCH = "repeating-linear-gradient(135deg, #57606a 0 2px, #fff 2px 5.5px)";
 
 /** Known meanings: good/bad answers get green/red whatever their order. */
 function semanticColor(value: string): string | null {
@@ -191,7 +193,9 @@ export function legend(layer: MapLayer | null): HTMLElement {
       ),
     );
   }
-  body.push(h("div", { class: "no-value" }, h("span", { class: "swatch", style: { background: layer.noValue }, "aria-hidden": "true" }), "no value"));
+  // Hatched as on the map: "no value" (the layer has nothing for the parcel) must not look
+  // like a grey class such as "NR", "no data" or "not classified".
+  body.push(h("div", { class: "no-value" }, h("span", { class: "swatch no-value-swatch", "aria-hidden": "true" }), "no value (not in the product)"));
   return h(
     "div",
     { class: "legend", role: "group", "aria-label": `Legend: ${layer.title}` },
@@ -210,9 +214,9 @@ function mix(a: string, b: string, t: number): string {
 
 /** The colour the map gives `value` in `layer` (for swatches next to a parcel's values). */
 export function colorOf(layer: MapLayer, value: unknown): string {
-  if (value === null || value === undefined) return layer.noValue;
+  if (value === null || value === undefined) return NO_VALUE_SWATCH;
   if (layer.kind === "numeric") {
-    if (typeof value !== "number") return layer.noValue;
+    if (typeof value !== "number") return NO_VALUE_SWATCH;
     const stops = layer.stops;
     if (!stops.length) return layer.noValue;
     if (value <= stops[0]![0]) return stops[0]![1];
@@ -223,5 +227,5 @@ export function colorOf(layer: MapLayer, value: unknown): string {
     }
     return stops.at(-1)![1];
   }
-  return layer.classes.find((c) => String(c.value) === String(value))?.color ?? layer.noValue;
+  return layer.classes.find((c) => String(c.value) === String(value))?.color ?? NO_VALUE_SWATCH;
 }

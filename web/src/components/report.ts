@@ -63,7 +63,7 @@ function countsTable(counts: Record<string, unknown>): HTMLElement {
   );
 }
 
-function problemsTable(problems: Record<string, unknown>): HTMLElement | null {
+function problemsTable(problems: Record<string, unknown>, idHeader = "parcel id"): HTMLElement | null {
   const rows: HTMLElement[] = [];
   for (const [kind, listing] of Object.entries(problems)) {
     if (!isRecord(listing)) continue;
@@ -98,7 +98,7 @@ function problemsTable(problems: Record<string, unknown>): HTMLElement | null {
         null,
         h("th", { scope: "col" }, "problem"),
         h("th", { scope: "col", class: "num" }, "row"),
-        h("th", { scope: "col" }, "parcel id"),
+        h("th", { scope: "col" }, idHeader),
         h("th", { scope: "col" }, "detail"),
       ),
     ),
@@ -128,16 +128,18 @@ export function renderReport(report: unknown, title = "Import report"): HTMLElem
   }
   // Some answers wrap the report: {"report": {...}, "version": 3, ...}
   const inner = isRecord(report.report) ? { ...report, ...report.report } : report;
+  // A crop LUT's rows are crop codes, not parcels.
+  const idHeader = inner.kind === "sen4cap" || inner.kind === "hcat" || inner.kind === "lut" || "crop_codes" in inner ? "crop code" : "parcel id";
   const facts: [string, unknown][] = [];
   const blocks: HTMLElement[] = [];
   for (const [key, value] of Object.entries(inner)) {
     if (key === "report" || key === "links") continue;
     if (key === "counts" && isRecord(value)) blocks.push(countsTable(value));
     else if (key === "problems" && isRecord(value)) {
-      const table = problemsTable(value);
+      const table = problemsTable(value, idHeader);
       if (table) blocks.push(table);
     } else if ((key === "skipped" || key === "unknown_ids") && isRecord(value) && Array.isArray(value.rows)) {
-      const table = problemsTable({ [key]: value });
+      const table = problemsTable({ [key]: value }, idHeader);
       if (table) blocks.push(table);
       facts.push([key, value.count]);
     } else if (isRecord(value) && key !== "timings") {

@@ -29,7 +29,8 @@ export function processInputs(description: Record<string, unknown>): ProcessInpu
     const minOccurs = typeof input.minOccurs === "number" ? input.minOccurs : 1;
     return {
       name,
-      title: str(input.title, name),
+      // The service's title ("Maximum cloud cover") and unit (schema "x-unit": "%").
+      title: typeof schema["x-unit"] === "string" && schema["x-unit"] ? `${str(input.title, name)} (${schema["x-unit"]})` : str(input.title, name),
       description: str(input.description ?? schema.description),
       schema,
       required: minOccurs > 0 && !("default" in schema),

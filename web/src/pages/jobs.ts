@@ -75,6 +75,13 @@ function progressBar(job: JobView): HTMLElement {
 
 // ---- run a processor ---------------------------------------------------------------------------
 
+const PROCESS_ORDER = ["mdb", "l4a", "l4b", "l4c", "baresoil", "heterogeneity", "multiannual"];
+
+function processRank(id: string): number {
+  const at = PROCESS_ORDER.indexOf(id);
+  return at >= 0 ? at : id === "acquire" ? PROCESS_ORDER.length + 1 : PROCESS_ORDER.length;
+}
+
 async function runForm(user: Me, onStarted: (jobId: string) => void): Promise<HTMLElement> {
   const box = h("section", { class: "run card", "aria-labelledby": "run-h" }, h("h2", { id: "run-h" }, "Run a processor"));
   let processes: Record<string, unknown>[] = [];
@@ -91,10 +98,12 @@ async function runForm(user: Me, onStarted: (jobId: string) => void): Promise<HT
     return box;
   }
   const chosen = selection();
+  // In the order a season runs them; acquisition (which downloads) last, never the default.
+  const ordered = [...processes].sort((a, b) => processRank(str(a.id)) - processRank(str(b.id)));
   const processSelect = h(
     "select",
     { name: "process" },
-    processes.map((p) => h("option", { value: str(p.id) }, `${str(p.title, str(p.id))} (${str(p.id)})`)),
+    ordered.map((p) => h("option", { value: str(p.id) }, `${str(p.title, str(p.id))} (${str(p.id)})`)),
   );
   const siteSelect = h(
     "select",

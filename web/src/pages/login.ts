@@ -2,7 +2,7 @@
 
 import { ApiError, signIn } from "../api";
 import { forgetMe } from "../context";
-import { field, h, message, replace } from "../dom";
+import { field, h, isRecord, message, replace } from "../dom";
 import type { Page } from "../page";
 
 export const loginPage: Page = {
@@ -47,7 +47,8 @@ export const loginPage: Page = {
         })
         .catch((err: unknown) => {
           const text =
-            err instanceof ApiError && err.status === 401
+            // RFC 6749: a wrong password is 400 invalid_grant (older services answered 401).
+            err instanceof ApiError && (err.status === 401 || (err.status === 400 && isRecord(err.body) && err.body.error === "invalid_grant"))
               ? "Wrong login or password."
               : `Sign-in failed: ${err instanceof Error ? err.message : String(err)}`;
           replace(status, message("error", text));

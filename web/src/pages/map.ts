@@ -2,7 +2,8 @@
 // product verdicts...), its legend, a date slider for dated layers, an optional signal raster
 // (e.g. NDVI of one acquisition), and a side panel with the clicked parcel's attributes and a
 // chart of its signals with the detected events. Everything comes from the capmon service;
-// the style has no remote glyphs, sprites or basemap.
+// the style has no remote glyphs or sprites, and a basemap only when the workspace's
+// settings.toml names one ([map] basemap, none by default).
 
 import * as maplibregl from "maplibre-gl";
 import type { MapGeoJSONFeature, StyleSpecification } from "maplibre-gl";
@@ -54,8 +55,41 @@ function rasterLegend(signal: string, date: string): HTMLElement {
 }
 
 const SOURCE = "parcels";
+const BASEMAP = "basemap";
+const NO_VALUE_PATTERN = "no-value-hatch";
+/** Parcels drawn as points (smaller than 3 screen pixels in the tiles) get this radius, so
+ * that a few parcels across a country are still seen at the zoom that shows them all. */
+const POINT_RADIUS = 4;
+
+interface Basemap {
+  tiles: string;
+  attribution: string;
+  maxZoom: number;
+}
+
+function basemapOf(listing: unknown): Basemap | null {
+  if (!isRecord(listing) || !isRecord(listing.basemap) || typeof listing.basemap.tiles !== "string") return null;
+  const max = listing.basemap.max_zoom;
+  return { tiles: listing.basemap.tiles, attribution: str(listing.basemap.attribution), maxZoom: typeof max === "number" ? max : 19 };
+}
+
+/** Diagonal hatching: parcels the chosen layer has no value for (not a grey that could be
+ * taken for "NR", "no data" or "not classified"). */
+function hatchImage(): { width: number; height: number; data: Uint8Array } {
+  const size = 8;
+  const data = new Uint8Array(size * size * 4);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const line = (x + y) % size < 2;
+      data.set(line ? [87, 96, 106, 255] : [255, 255, 255, 255], (y * size + x) * 4);
+    }
+  }
+  return { width: size, height: size, data };
+}
 const SOURCE_LAYER_CANDIDATES = ["parcels", "parcel", "layer"];
 const RASTER = "signal-raster";
+const PARCEL_LAYERS = ["parcels-selected", "parcels-line", "parcels-points", "parcels-novalue", "parcels-fill"];
+const CLICKABLE_LAYERS = ["parcels-fill", "parcels-novalue", "parcels-points"];
 
 function errorText(err: unknown): string {
   if (err instanceof ApiError) return err.describe();
@@ -206,6 +240,8 @@ class MapView {
   private signals: string[] = [];
   private products: RasterProduct[] = [];
   private bounds: [number, number, number, number] | null = null;
+  private basemap: Basemap | null = null;
+  private readonly attribution = h("div", { class: "map-attribution", hidden: true });
   private chart: ParcelChart | null = null;
   private selected = "";
   private lastFocus: HTMLElement | null = null;
@@ -275,15 +311,17 @@ class MapView {
       this.rasterLegendBox,
       this.statusBox,
     );
-    this.element = h("div", { class: "map-layout" }, controls, h("div", { class: "map-wrap" }, this.mapBox, this.crosshair), this.panel);
+    this.element = h("div", { class: "map-layout" }, controls, h("div", { class: "map-wrap" }, this.mapBox, this.crosshair, this.attribution), this.panel);
 
     this.siteSelect.addEventListener("change", () => void this.chooseSite(this.siteSelect.value));
-    this.seasonSelect.addEventListener("change", () => void this.chooseSeason(this.seasonSelect.value));
+    // Another season may hold other parcels: the map zooms to them.
+    this.seasonSelect.addEventListener("change", () => void this.chooseSeason(this.seasonSelect.value).then(() => this.fitSite()));
     this.layerSelect.addEventListener("change", () => this.chooseLayer(this.layerSelect.value));
     this.dateSlider.addEventListener("input", () => this.chooseDate(this.layer?.dates[Number(this.dateSlider.value)] ?? ""));
     this.fillOpacity.addEventListener("input", () => {
       const opacity = Number(this.fillOpacity.value) / 100;
       this.map?.setPaintProperty("parcels-fill", "fill-opacity", opacity);
+      this.map?.setPaintProperty("parcels-novalue", "fill-opacity", opacity);
       this.map?.setPaintProperty("parcels-points", "circle-opacity", opacity);
     });
     this.rasterToggle.addEventListener("change", () => this.updateRaster());
@@ -344,17 +382,20 @@ class MapView {
       },
     });
     map.touchZoomRotate.disableRotation();
+    map.once("load", () => {
+      this.styleLoaded = true;
+    });
     // For scripts driving the page (the browser tests): the map object on its container.
     Object.defineProperty(this.mapBox, "maplibreMap", { value: map, configurable: true });
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
     map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
     map.on("click", (event) => {
-      const features = map.queryRenderedFeatures(event.point, { layers: ["parcels-fill", "parcels-points"] });
+      const features = map.queryRenderedFeatures(event.point, { layers: CLICKABLE_LAYERS });
       const feature = features[0];
       if (feature) void this.openParcel(this.featureId(feature), false);
     });
     map.on("mousemove", (event) => {
-      const hit = map.queryRenderedFeatures(event.point, { layers: ["parcels-fill", "parcels-points"] }).length > 0;
+      const hit = map.queryRenderedFeatures(event.point, { layers: CLICKABLE_LAYERS }).length > 0;
       map.getCanvas().style.cursor = hit ? "pointer" : "";
     });
     map.on("error", (event) => {
@@ -375,7 +416,7 @@ class MapView {
       if (event.key === "Enter") {
         event.preventDefault();
         const center = map.project(map.getCenter());
-        const feature = map.queryRenderedFeatures(center, { layers: ["parcels-fill", "parcels-points"] })[0];
+        const feature = map.queryRenderedFeatures(center, { layers: CLICKABLE_LAYERS })[0];
         if (feature) void this.openParcel(this.featureId(feature), false);
         else this.status("No parcel at the centre of the map.");
       }
@@ -438,6 +479,7 @@ class MapView {
       this.layers = layerList.map(layerOf).filter((l) => l.id);
       this.signals = signalNames(signalsAnswer);
       this.products = rasterProducts(layersAnswer);
+      this.basemap = basemapOf(layersAnswer);
       this.bounds = null;
       if (isRecord(layersAnswer) && Array.isArray(layersAnswer.bounds) && layersAnswer.bounds.length === 4) {
         this.bounds = layersAnswer.bounds as [number, number, number, number];
@@ -457,6 +499,7 @@ class MapView {
     this.fillRasterChoices();
     this.layer = initial;
     this.setDates(initial, this.params.get("date") ?? "");
+    this.updateBasemap();
     this.rebuildParcels();
     this.updateRaster();
     const parcel = this.params.get("parcel");
@@ -557,36 +600,56 @@ class MapView {
     const map = this.map;
     if (!map || !this.site) return;
     const apply = (): void => {
-      for (const id of ["parcels-selected", "parcels-line", "parcels-points", "parcels-fill"]) if (map.getLayer(id)) map.removeLayer(id);
+      for (const id of PARCEL_LAYERS) if (map.getLayer(id)) map.removeLayer(id);
       if (map.getSource(SOURCE)) map.removeSource(SOURCE);
       map.addSource(SOURCE, { type: "vector", tiles: [this.tileUrl()], minzoom: 0, maxzoom: 16 });
       const color = this.layer ? fillColor(this.layer) : "#6e7781";
-      map.addLayer(
-        {
-          id: "parcels-fill",
-          type: "fill",
-          source: SOURCE,
-          "source-layer": this.sourceLayer,
-          filter: ["==", ["geometry-type"], "Polygon"],
-          paint: { "fill-color": color as never, "fill-opacity": Number(this.fillOpacity.value) / 100 },
-        },
-      );
-      // At low zooms the tiles carry parcels smaller than a few pixels as points.
+      const opacity = Number(this.fillOpacity.value) / 100;
+      if (!map.hasImage(NO_VALUE_PATTERN)) map.addImage(NO_VALUE_PATTERN, hatchImage());
+      // Without a layer every parcel is drawn plainly; with one, parcels it has no value for
+      // are hatched (a layer of their own, clickable as the others).
+      const valued: maplibregl.ExpressionSpecification = this.layer ? ["has", "value"] : ["literal", true];
+      map.addLayer({
+        id: "parcels-fill",
+        type: "fill",
+        source: SOURCE,
+        "source-layer": this.sourceLayer,
+        filter: ["all", ["==", ["geometry-type"], "Polygon"], valued],
+        paint: { "fill-color": color as never, "fill-opacity": opacity },
+      });
+      map.addLayer({
+        id: "parcels-novalue",
+        type: "fill",
+        source: SOURCE,
+        "source-layer": this.sourceLayer,
+        filter: ["all", ["==", ["geometry-type"], "Polygon"], ["!", valued]],
+        paint: { "fill-pattern": NO_VALUE_PATTERN, "fill-opacity": opacity },
+      });
+      // At low zooms the tiles carry parcels smaller than a few pixels as points: drawn as
+      // discs of POINT_RADIUS with an outline (white inside when there is no value).
       map.addLayer({
         id: "parcels-points",
         type: "circle",
         source: SOURCE,
         "source-layer": this.sourceLayer,
         filter: ["==", ["geometry-type"], "Point"],
-        paint: { "circle-color": color as never, "circle-radius": 2, "circle-opacity": Number(this.fillOpacity.value) / 100 },
+        paint: {
+          "circle-color": (this.layer ? ["case", valued, color, "#ffffff"] : color) as never,
+          "circle-radius": POINT_RADIUS,
+          "circle-opacity": opacity,
+          "circle-stroke-color": "#24292f",
+          "circle-stroke-width": 1,
+          "circle-stroke-opacity": 0.8,
+        },
       });
       map.addLayer({
         id: "parcels-line",
         type: "line",
         source: SOURCE,
         "source-layer": this.sourceLayer,
-        minzoom: 12,
-        paint: { "line-color": "#24292f", "line-width": ["interpolate", ["linear"], ["zoom"], 12, 0.2, 16, 1], "line-opacity": 0.6 },
+        filter: ["==", ["geometry-type"], "Polygon"],
+        minzoom: 9,
+        paint: { "line-color": "#24292f", "line-width": ["interpolate", ["linear"], ["zoom"], 9, 0.3, 16, 1], "line-opacity": 0.6 },
       });
       map.addLayer({
         id: "parcels-selected",
@@ -601,8 +664,7 @@ class MapView {
       this.updateUrl();
       this.detectSourceLayer();
     };
-    if (map.isStyleLoaded()) apply();
-    else map.once("load", apply);
+    this.whenLoaded(apply);
   }
 
   /** The tiles' layer name, when the listing did not say it: the first one that has features. */
@@ -627,6 +689,34 @@ class MapView {
     return ["==", ["get", "parcel_id"], this.selected && Number.isFinite(id) ? id : -1];
   }
 
+  /** Runs `apply` once the map's style has loaded (at once after that). Not
+   * `isStyleLoaded()`: it is false again while a newly added source loads, and "load" fires
+   * only once, so a change made then would never be applied. */
+  private whenLoaded(apply: () => void): void {
+    const map = this.map;
+    if (!map) return;
+    if (this.styleLoaded) apply();
+    else map.once("load", apply);
+  }
+  private styleLoaded = false;
+
+  /** The workspace's basemap (raster tiles from its own server) under everything else. */
+  private updateBasemap(): void {
+    const map = this.map;
+    if (!map) return;
+    const apply = (): void => {
+      if (map.getLayer(BASEMAP)) map.removeLayer(BASEMAP);
+      if (map.getSource(BASEMAP)) map.removeSource(BASEMAP);
+      this.attribution.hidden = !this.basemap;
+      this.attribution.textContent = this.basemap ? this.basemap.attribution || "Basemap" : "";
+      if (!this.basemap) return;
+      map.addSource(BASEMAP, { type: "raster", tiles: [this.basemap.tiles], tileSize: 256, maxzoom: this.basemap.maxZoom });
+      const above = map.getLayer(RASTER) ? RASTER : map.getLayer("parcels-fill") ? "parcels-fill" : undefined;
+      map.addLayer({ id: BASEMAP, type: "raster", source: BASEMAP }, above);
+    };
+    this.whenLoaded(apply);
+  }
+
   private updateRaster(): void {
     const map = this.map;
     if (!map) return;
@@ -645,8 +735,7 @@ class MapView {
         map.getLayer("parcels-fill") ? "parcels-fill" : undefined,
       );
     };
-    if (map.isStyleLoaded()) apply();
-    else map.once("load", apply);
+    this.whenLoaded(apply);
   }
 
   private updateUrl(): void {
@@ -698,8 +787,15 @@ class MapView {
       this.chartPeriod();
       const seriesError = isRecord(series) && typeof series.error === "string" ? message("error", `Signals: ${series.error}`) : null;
       const attributes = isRecord(parcel.attributes) ? parcel.attributes : isRecord(parcel.properties) ? parcel.properties : {};
+      // The service finds a parcel by its NewID or its declared id; the map selects by NewID.
+      const newId = str(parcel.parcel_id ?? attributes.NewID, id);
+      if (newId !== id) {
+        this.selected = newId;
+        if (this.map?.getLayer("parcels-selected")) this.map.setFilter("parcels-selected", this.selectedFilter());
+        this.updateUrl();
+      }
       const label = str(parcel.ori_id ?? attributes.ori_id);
-      if (label && label !== id) heading.textContent = `Parcel ${id} (${label})`;
+      heading.textContent = label && label !== newId ? `Parcel ${newId} (${label})` : `Parcel ${newId}`;
       if (fly) this.flyTo(parcel);
       body.removeAttribute("aria-busy");
       replace(

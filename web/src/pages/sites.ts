@@ -23,6 +23,7 @@ async function submitUpload(
   out: HTMLElement,
   title: string,
   button: HTMLButtonElement,
+  controls: Record<string, string> = {},
 ): Promise<unknown> {
   button.disabled = true;
   out.setAttribute("aria-busy", "true");
@@ -32,7 +33,7 @@ async function submitUpload(
     replace(out, message("success", `${title}: imported.`), renderReport(answer.body, `${title} – report`));
     return answer.body;
   } catch (err) {
-    const parts: HTMLElement[] = [message("error", `${title} was not imported: ${errorText(err)}`)];
+    const parts: HTMLElement[] = [message("error", `${title} was not imported: ${inFormTerms(errorText(err), controls)}`)];
     if (err instanceof ApiError && isRecord(err.body) && isRecord(err.body.report)) {
       parts.push(renderReport(err.body.report, `${title} – report`));
     }
@@ -42,6 +43,36 @@ async function submitUpload(
     button.disabled = false;
     out.removeAttribute("aria-busy");
   }
+}
+
+/** The service's messages share the import code with the CLI and may cite its options: the
+ * form names its own controls instead. */
+const DECLARATION_CONTROLS: Record<string, string> = {
+  "--on-duplicate-id suffix": "“Duplicate parcel ids: keep them with -A/-B suffixes” below",
+  "--on-duplicate-id": "“Duplicate parcel ids”",
+  "--parcel-id-col": "“Parcel id column(s)”",
+  "--holding-id-col": "“Holding id column(s)”",
+  "--crop-code-col": "“Crop code column”",
+  "--skip-non-polygons": "“Drop non-polygon features”",
+  "--repair": "“Repair invalid geometries”",
+  "--mode": "“Mode”",
+};
+
+function inFormTerms(text: string, controls: Record<string, string>): string {
+  let out = text;
+  // Longest first: "--on-duplicate-id suffix" before "--on-duplicate-id".
+  for (const flag of Object.keys(controls).sort((a, b) => b.length - a.length)) out = out.split(flag).join(controls[flag]!);
+  return out;
+}
+
+const DECLARATION_SUFFIXES = [".zip", ".gpkg", ".gml", ".geojson", ".json", ".parquet", ".geoparquet", ".shp"];
+
+/** Why the server would refuse this declarations file, said before its columns are listed. */
+function refusedDeclarations(fileName: string): string | null {
+  const lower = fileName.toLowerCase();
+  if (DECLARATION_SUFFIXES.some((suffix) => lower.endsWith(suffix))) return null;
+  const what = lower.endsWith(".csv") || lower.endsWith(".txt") ? "A CSV file has no parcel geometries" : "This format is not read";
+  return `${fileName}: ${what}; declarations are a zipped shapefile, GeoPackage, GML, GeoJSON or GeoParquet file.`;
 }
 
 function fileInput(name: string, accept: string, required = true): HTMLInputElement {
@@ -91,13 +122,21 @@ function sitesTable(sites: SiteInfo[], current: string | undefined): HTMLElement
 
 function newSiteForm(onCreated: (name: string) => void): HTMLElement {
   const out = h("div", { class: "upload-result", "aria-live": "polite" });
-  const name = h("input", { name: "name", required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.-]*", autocomplete: "off" });
+  // The server's rule (capmon.sites.check_site_name). Browsers compile `pattern` with the
+  // `v` flag, where a bare "-" in a class is a syntax error: it is escaped.
+  const name = h("input", {
+    name: "name",
+    required: true,
+    maxlength: 128,
+    pattern: "[A-Za-z0-9]([A-Za-z0-9 _.\\-]{0,126}[A-Za-z0-9 _\\-])?",
+    autocomplete: "off",
+  });
   const aoi = fileInput("file", ".zip,.gpkg,.geojson,.json,.gml,.kml,.parquet");
   const button = h("button", { type: "submit" }, "Create site");
   const form = h(
     "form",
     { class: "card form-grid" },
-    field("Name", name, "letters, digits, '-', '_' or '.'"),
+    field("Name", name, "1 to 128 letters, digits, spaces, '_', '-' or '.'; starts with a letter or digit, does not end with '.'"),
     field("Area of interest", aoi, "zipped shapefile, GeoPackage or GeoJSON polygon(s)"),
     h("div", { class: "actions" }, button),
     out,
@@ -280,7 +319,13 @@ function declarationsForm(site: SiteInfo, year: string): HTMLElement {
     const chosen = file.files?.[0];
     replace(columns);
     columnsNote.textContent = "";
+    replace(out);
     if (!chosen) return;
+    const refused = refusedDeclarations(chosen.name);
+    if (refused) {
+      replace(out, message("error", refused));
+      return;
+    }
     const names = await fileColumns(chosen);
     if (!names) {
       columnsNote.textContent = "Type the column names (the browser cannot read this format's columns).";
@@ -327,7 +372,7 @@ function declarationsForm(site: SiteInfo, year: string): HTMLElement {
     body.set("on_duplicate_id", duplicates.value);
     body.set("repair", String(repair.checked));
     body.set("skip_non_polygons", String(skip.checked));
-    void submitUpload(path("sites", site.name, "declarations"), body, out, "Declarations", button).then((answer) => {
+    void submitUpload(path("sites", site.name, "declarations"), body, out, "Declarations", button, DECLARATION_CONTROLS).then((answer) => {
       void refreshStored(site);
       if (answer) document.dispatchEvent(new CustomEvent("capmon:declarations", { detail: site.name }));
     });
@@ -520,7 +565,7 @@ const STORED: StoredKind[] = [
       ["year", (r) => str(r.year)],
       ["version", (r) => str(r.version)],
       ["kind", (r) => str(r.kind).toUpperCase()],
-      ["stored", (r) => str(r.path ?? r.stored)],
+      ["stored", (r) => str(r.stored ?? r.path)], // workspace-relative, not a server path
     ],
   },
   {
@@ -537,33 +582,42 @@ const STORED: StoredKind[] = [
 
 function storedTable(kind: StoredKind, rows: Record<string, unknown>[]): HTMLElement {
   const id = `stored-${kind.route}`;
+  const width = kind.columns.length + 1;
+  // A row's report opens in a full-width row below it (never inside a narrow cell, where it
+  // widened the table over its neighbour).
+  const bodyRows = rows.flatMap((row) => {
+    const cells = kind.columns.map(([label, value]) => h("td", { class: label === "file" || label === "stored" ? "path" : undefined }, value(row)));
+    if (!isRecord(row.report)) return [h("tr", null, cells, h("td"))];
+    const name = `${kind.title} ${str(row.year)} v${str(row.version)}`;
+    const reportRow = h("tr", { class: "report-row", hidden: true }, h("td", { colspan: width }, renderReport(row.report, name)));
+    const toggle = h(
+      "button",
+      { type: "button", class: "small secondary", "aria-expanded": "false", "aria-label": `Show the report of ${name}` },
+      "show",
+    );
+    toggle.addEventListener("click", () => {
+      const open = reportRow.hidden;
+      reportRow.hidden = !open;
+      toggle.setAttribute("aria-expanded", String(open));
+      toggle.setAttribute("aria-label", `${open ? "Hide" : "Show"} the report of ${name}`);
+      toggle.textContent = open ? "hide" : "show";
+    });
+    return [h("tr", null, cells, h("td", null, toggle)), reportRow];
+  });
   return h(
     "section",
     { class: "stored", "aria-labelledby": id },
     h("h4", { id }, `${kind.title} (${rows.length})`),
     rows.length
       ? h(
-          "table",
-          { class: "data compact stored-table", dataset: { kind: kind.route } },
-          h("caption", { class: "sr-only" }, kind.title),
-          h("thead", null, h("tr", null, [...kind.columns.map(([label]) => h("th", { scope: "col" }, label)), h("th", { scope: "col" }, "report")])),
+          "div",
+          { class: "table-scroll" },
           h(
-            "tbody",
-            null,
-            rows.map((row) =>
-              h(
-                "tr",
-                null,
-                kind.columns.map(([, value]) => h("td", null, value(row))),
-                h(
-                  "td",
-                  null,
-                  isRecord(row.report)
-                    ? h("details", null, h("summary", null, "show"), renderReport(row.report, `${kind.title} ${str(row.year)} v${str(row.version)}`))
-                    : "",
-                ),
-              ),
-            ),
+            "table",
+            { class: "data compact stored-table", dataset: { kind: kind.route } },
+            h("caption", { class: "sr-only" }, kind.title),
+            h("thead", null, h("tr", null, [...kind.columns.map(([label]) => h("th", { scope: "col" }, label)), h("th", { scope: "col" }, "report")])),
+            h("tbody", null, bodyRows),
           ),
         )
       : h("p", { class: "muted" }, "None yet."),
