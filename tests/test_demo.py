@@ -64,7 +64,7 @@ def test_demo_runs_every_stage(tmp_path: Path) -> None:
     assert "WARNING: the accuracy rests on 22 parcel(s)" in l4a_detail
     # L4B: both methods scored against the true mowing dates; L4C: the practice figures
     (mowing,) = [t for title, t in report.tables.items() if title.startswith("L4B")]
-    assert list(mowing["method"]) == ["capmon (default)", "sen4cap"]
+    assert list(mowing["method"]) == ["capmon (default, learned on real plots)", "sen4cap"]
     assert ((mowing["F1"] >= 0) & (mowing["F1"] <= 1)).all()
     assert "l4b_capmon_f1" in report.figures
     assert any(key.startswith("l4c_") for key in report.figures)

@@ -288,3 +288,20 @@ def test_eval_mowing_command_writes_plots(tmp_path: Path) -> None:
                                  str(tmp_path / "checks.gpkg"), "--plots", str(plots)])  # fmt: skip
     assert result.exit_code != 0
     assert "--mdb" in result.output
+
+
+def test_a_parcel_with_only_s1_is_not_processed_by_the_learned_method(tmp_path: Path) -> None:
+    """The learned method detects on NDVI: a parcel with coherence but no NDVI must read
+    proc 0 (not analysed), not "processed, no mowing", which would flag its farmer."""
+    days = pd.date_range("2024-04-02", "2024-09-20", freq="12D")
+    rows = pd.DataFrame({"parcel_id": 1, "signal": "COHE_VH", "date": days,
+                         "mean": 0.3, "count": 50})  # fmt: skip
+    mdb = _mdb(tmp_path / "mdb", rows)
+    parcels = _meadow(date(2024, 4, 2))
+    start, until = date(2024, 4, 2), date(2024, 9, 30)
+    learned_run = detect_mowing(mdb, parcels, L4BConfig(), method="capmon", sensors="S1_S2",
+                                start=start, until=until)  # fmt: skip
+    rules_run = detect_mowing(mdb, parcels, L4BConfig(), method="rules", sensors="S1_S2",
+                              start=start, until=until)  # fmt: skip
+    assert learned_run.layer["proc"].tolist() == [0]
+    assert rules_run.layer["proc"].tolist() == [1]

@@ -347,7 +347,8 @@ def _catalogue_stages(
         )
         rows.append(
             {
-                "method": method + (" (default)" if method == "capmon" else ""),
+                "method": method
+                + (" (default, learned on real plots)" if method == "capmon" else ""),
                 "parcels": scores.parcels,
                 "true mowings": scores.reference_events,
                 "detected": scores.detected_events,

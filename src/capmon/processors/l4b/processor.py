@@ -260,7 +260,9 @@ def detect_mowing(
                 continue  # look-back context, not part of the reported period
             first = day if first is None or day < first else first
             last = day if last is None or day > last else last
-        for pid, flag in zip(series.parcel_ids, _processed(series, use_s1, use_s2, reported),
+        # the learned method detects on NDVI: a parcel with S1 only was not analysed
+        judged_by_s1 = use_s1 and method != "capmon"
+        for pid, flag in zip(series.parcel_ids, _processed(series, judged_by_s1, use_s2, reported),
                              strict=True):  # fmt: skip
             processed[int(pid)] = bool(flag)
         if method == "sen4cap":
