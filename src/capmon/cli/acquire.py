@@ -51,23 +51,29 @@ acquire_app = typer.Typer(
 )
 
 
+#: ``--sources-file`` (and its deprecated name ``--sources``), shared by the commands that read
+#: the data sources.
+SourcesFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--sources-file",
+        help="Data sources file [default: <home>/sources.toml].",
+        show_default=False,
+    ),
+]
+SourcesAliasOption = Annotated[
+    Path | None,
+    typer.Option("--sources", hidden=True, help="Deprecated name of --sources-file."),
+]
+
+
 @acquire_app.command("run")
 def acquire_run(
     ctx: typer.Context,
     site: Annotated[str, typer.Argument(help="Site name.")],
     season: Annotated[str, typer.Argument(help="Season name.")],
-    sources_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--sources-file",
-            help="Data sources file [default: <home>/sources.toml].",
-            show_default=False,
-        ),
-    ] = None,
-    sources_alias: Annotated[
-        Path | None,
-        typer.Option("--sources", hidden=True, help="Deprecated name of --sources-file."),
-    ] = None,
+    sources_file: SourcesFileOption = None,
+    sources_alias: SourcesAliasOption = None,
     source: Annotated[
         list[str] | None,
         typer.Option(
@@ -214,18 +220,8 @@ def acquire_status(
 @acquire_app.command("sources")
 def acquire_sources(
     ctx: typer.Context,
-    sources_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--sources-file",
-            help="Data sources file [default: <home>/sources.toml].",
-            show_default=False,
-        ),
-    ] = None,
-    sources_alias: Annotated[
-        Path | None,
-        typer.Option("--sources", hidden=True, help="Deprecated name of --sources-file."),
-    ] = None,
+    sources_file: SourcesFileOption = None,
+    sources_alias: SourcesAliasOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The configured data sources and whether their credentials are set (never shown)."""

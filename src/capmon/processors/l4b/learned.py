@@ -22,6 +22,7 @@ agency's own reference mowings.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from collections.abc import Sequence
@@ -389,11 +390,8 @@ class MowingModel:
         missing = [f for f in self.features if f not in candidates.columns]
         if missing:
             raise InputError(f"mowing candidates lack the model's features {missing}")
-        import lightgbm
-
         booster = _booster(self.booster)
         matrix = candidates[list(self.features)].to_numpy(np.float64)
-        del lightgbm
         return np.asarray(booster.predict(matrix), dtype=np.float64)
 
     def save(self, path: Path) -> None:
@@ -441,20 +439,18 @@ class MowingModel:
         )
 
 
-_BOOSTERS: dict[str, Any] = {}
-
-
+@functools.lru_cache(maxsize=8)
 def _booster(text: str) -> Any:
+    """The LightGBM booster of a model's text, parsed once per process."""
     import lightgbm
 
-    key = str(hash(text))
-    if key not in _BOOSTERS:
-        _BOOSTERS[key] = lightgbm.Booster(model_str=text)
-    return _BOOSTERS[key]
+    return lightgbm.Booster(model_str=text)
 
 
+@functools.cache
 def shipped_model(sensors: Sensors) -> MowingModel:
-    """The model shipped with capmon for ``sensors`` (trained on the real GMD plots)."""
+    """The model shipped with capmon for ``sensors`` (trained on the real GMD plots); read
+    once per process, as every parcel chunk of a run asks for it."""
     name = "l4b_mowing_s2.json" if sensors == "S2" else "l4b_mowing_s1_s2.json"
     text = resources.files("capmon.data.models").joinpath(name).read_text()
     return MowingModel.from_document(json.loads(text), f"capmon/data/models/{name}")
