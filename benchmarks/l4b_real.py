@@ -6,7 +6,9 @@ region-year's exports (``S2/``, ``S1/``, ``COH/``) with the shipped specs ``gmd-
 ``gmd-s1``, ``gmd-coh`` into an MDB (:func:`capmon.mdb.imports.import_statistics`), runs the
 L4B processor on files for every plot of the export (``--start YYYY-03-01 --until
 YYYY-11-30``, the default 45-day look-back) with Sen4CAP's method, capmon's earlier rules and
-capmon's learned method, S2 only and S1 + S2, adds the naive rule (NDVI drop >= 0.12 from >=
+capmon's learned method (by default the S2 model, also when S1 is read; with
+``--s1-evidence`` the S1 + S2 model scores the drops with S1 pairs around them), S2 only and
+S1 + S2, adds the naive rule (NDVI drop >= 0.12 from >=
 0.45, :func:`capmon.processors.l4b.evaluate.naive_drop_events`), and scores each against the
 reference events of ``GMI_Long_LR_NB.gpkg`` (``type`` k = mowing; window [-3, +20] days,
 one-to-one matching). Scored plots: those the reference lists for that year (a ``k`` or an
@@ -47,7 +49,7 @@ from capmon.processors.l4b.outputs import read_product
 from capmon.processors.l4b.series import build_series, series_signals
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mowing_gmd_dev"
-METHODS = ("naive", "sen4cap", "rules", "capmon")
+METHODS = ("naive", "sen4cap", "rules", "capmon", "capmon --s1-evidence")
 REFERENCE = "GMI_Long_LR_NB.gpkg"
 SENSOR_SETS = ("S2", "S1_S2")
 
@@ -125,13 +127,19 @@ def run_region_year(data: Path, region: str, year: int, folder: Path,
     start, until = pd.Timestamp(f"{year}-03-01").date(), pd.Timestamp(f"{year}-11-30").date()
     events: dict[tuple[str, str], pd.DataFrame] = {}
     parcels = pd.DataFrame()
-    for method in ("sen4cap", "rules", "capmon"):
+    for method in ("sen4cap", "rules", "capmon", "capmon --s1-evidence"):
         for sensors in SENSOR_SETS:
-            out = folder / f"l4b_{region}_{year}_{method}_{sensors}"
-            model = {"model": models[sensors]} if method == "capmon" else {}
+            if method == "capmon --s1-evidence" and sensors == "S2":
+                continue
+            out = folder / f"l4b_{region}_{year}_{method.split()[0]}_{sensors}_{len(method)}"
+            extra: dict[str, Any] = {}
+            if method == "capmon":  # the default: the S2 model, also with S1 read
+                extra = {"model": models["S2"]}
+            elif method == "capmon --s1-evidence":
+                extra = {"model": models["S1_S2"], "s1_evidence": True}
             run_processor("l4b", mdb=mdb, parcels=plots, parcel_id_col="PLOTID", out=out,
-                          method=method, sensors=sensors, start=start, until=until,
-                          year=year, overwrite=True, **model)  # fmt: skip
+                          method=method.split()[0], sensors=sensors, start=start, until=until,
+                          year=year, overwrite=True, **extra)  # fmt: skip
             parcels, found = read_product(out)
             events[(method, sensors)] = found
     ndvi = MarkersDatabase(mdb).timeseries(parcels["NewID"].astype(int).tolist(), ["NDVI"])
@@ -151,9 +159,11 @@ def _events_by_parcel(rows: pd.DataFrame, ids: list[int], method: str, sensors: 
         found = sen4cap.detect_candidates(series, config, use_s1, use_s2)
         found = found[found["end"] >= pd.Timestamp(start)]
         return {int(k): sen4cap.select_events(g, config) for k, g in found.groupby("parcel_id")}
-    if method == "capmon":
-        chosen = cast(Literal["S2", "S1_S2"], sensors)
-        scored = learned.scored_candidates(series, chosen, learned.models_for(chosen), None)
+    if method.startswith("capmon"):
+        evidence = method == "capmon --s1-evidence" and sensors == "S1_S2"
+        chosen = cast(Literal["S2", "S1_S2"], "S1_S2" if evidence else "S2")
+        models = learned.models_for(chosen, s1_evidence=evidence)
+        scored = learned.scored_candidates(series, chosen, models, None)
         return learned.select_events(scored[scored["end"] >= pd.Timestamp(start)])
     found = capmon_method.detect_candidates(series, config, None, use_s1, use_s2)
     found = found[found["end"] >= pd.Timestamp(start)]
@@ -170,8 +180,10 @@ def independence(data: Path, region: str, year: int, folder: Path) -> dict[str, 
     rows = MarkersDatabase(mdb).timeseries(None, series_signals("NDVI"), first, until)
     ids = sorted(int(i) for i in rows["parcel_id"].unique())
     out = {}
-    for method in ("sen4cap", "rules", "capmon"):
+    for method in ("sen4cap", "rules", "capmon", "capmon --s1-evidence"):
         for sensors in SENSOR_SETS:
+            if method == "capmon --s1-evidence" and sensors == "S2":
+                continue
             together = _events_by_parcel(rows, ids, method, sensors, start)
             changed = 0
             for pid in ids:
@@ -256,6 +268,8 @@ def main() -> None:
                     print(region, y, independence(args.data, region, y, folder))
             for sensors in SENSOR_SETS:
                 for method in METHODS:
+                    if (method, sensors) not in runs[0].events:
+                        continue
                     figures = pooled_scores(runs, method, sensors)
                     rows.append({"region": region, "sensors": sensors, "method": method,
                                  **figures})  # fmt: skip

@@ -688,3 +688,30 @@ def test_lightgbm_settings_and_no_balance_reach_the_model() -> None:
     )
     with pytest.raises(InputError, match="feature_fraction"):
         TrainingRules(feature_fraction=0.0)
+
+
+def test_extratrees_classifier(features_both: FeatureTable, world: World) -> None:
+    table, _rows = world
+    result = classify_features(features_both, table, lut(), fast(classifier="extratrees"))
+    assert result.overall_accuracy > 0.9
+    assert result.parcels["CT_conf_1"].between(0, 1).all()
+
+
+def test_each_classifier_has_its_own_smallest_node_unless_given() -> None:
+    """Sen4CAP's min.node.size 10 for its forest and LightGBM, fully grown extra trees; a
+    given min_node_size reaches every classifier."""
+    extra = training_module._model(TrainingRules(classifier="extratrees", jobs=1), 0)
+    assert type(extra).__name__ == "ExtraTreesClassifier"
+    assert (extra.get_params()["min_samples_split"], extra.get_params()["bootstrap"]) == (2, False)
+    assert extra.get_params()["class_weight"] == "balanced"
+    forest = training_module._model(TrainingRules(jobs=1), 0).get_params()
+    assert forest["min_samples_split"] == 10
+    boosted = training_module._model(TrainingRules(classifier="lightgbm", jobs=1), 0)
+    assert boosted.get_params()["min_child_samples"] == 10
+    given = TrainingRules(classifier="extratrees", min_node_size=6, jobs=1)
+    assert training_module._model(given, 0).get_params()["min_samples_split"] == 6
+    with pytest.raises(InputError, match="min_node_size"):
+        TrainingRules(min_node_size=1)
+    with pytest.raises(ValueError, match="min_node_size"):
+        L4AParameters(min_node_size=1)
+    assert L4AParameters(classifier="extratrees").training_rules().min_node_size is None

@@ -185,3 +185,31 @@ def test_train_l4b_command_on_real_plots(shared_data: Path, tmp_path: Path) -> N
     assert outcome.exit_code != 0
     assert "none of the 1 reference parcels" in outcome.output
     assert not (tmp_path / "m2.json").exists()
+
+
+def test_s1_evidence_is_used_only_when_asked_or_brought_by_the_model(tmp_path: Path) -> None:
+    """The shipped S1+S2 model did not beat the S2 model on the unseen real region, so an
+    S1_S2 run scores with the S2 model unless --s1-evidence is given or --model was trained
+    with S1; an S1+S2 model with --no-s1-evidence is a contradiction, said as such."""
+    from capmon.cli.main import app
+
+    assert set(learned.models_for("S1_S2")) == {"S2"}
+    assert not learned.uses_s1_evidence("S1_S2")
+    assert set(learned.models_for("S1_S2", s1_evidence=True)) == {"S2", "S1_S2"}
+    assert set(learned.models_for("S2", s1_evidence=True)) == {"S2"}
+    with_s1 = learned.shipped_model("S1_S2")
+    assert set(learned.models_for("S1_S2", with_s1)) == {"S2", "S1_S2"}
+    with pytest.raises(InputError, match="does not use S1 evidence"):
+        learned.models_for("S1_S2", with_s1, s1_evidence=False)
+    # the CLI's --s1-evidence / --no-s1-evidence reach the parameters; neither leaves None
+    assert L4BParameters().s1_evidence is None
+    with pytest.raises(ValueError, match="s1_evidence is for method capmon with sensors S1_S2"):
+        L4BParameters(sensors="S2", s1_evidence=True)
+    runner = CliRunner()
+    common = ["run", "l4b", "--mdb", str(tmp_path / "none"), "--out", str(tmp_path / "out")]
+    told = runner.invoke(app, [*common, "--sensors", "S2", "--s1-evidence"])
+    assert told.exit_code != 0
+    assert "s1_evidence is for method capmon" in told.output
+    for flags in ([], ["--no-s1-evidence"]):
+        quiet = runner.invoke(app, [*common, "--sensors", "S2", *flags])
+        assert "s1_evidence is for method capmon" not in quiet.output, flags

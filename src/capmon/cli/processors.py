@@ -64,14 +64,15 @@ def _parameters_of(model: type[BaseModel], processor_id: str = "") -> list[inspe
         if label is not None:
             help_text = f"{label.text()}: {help_text}" if help_text else label.text()
         default = _default_of(info)
-        if info.annotation is bool:
+        if info.annotation is bool or info.annotation == (bool | None):
+            # bool | None: neither flag given leaves the processor's own choice (None)
             decls = [f"{flag}/--no-{name.replace('_', '-')}"]
             option = typer.Option(*decls, help=help_text)
             parameters.append(
                 inspect.Parameter(
                     name,
                     inspect.Parameter.KEYWORD_ONLY,
-                    annotation=Annotated[bool, option],
+                    annotation=Annotated[info.annotation, option],
                     default=default,
                 )
             )

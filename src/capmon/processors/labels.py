@@ -122,6 +122,7 @@ PROCESSOR_LABELS: Mapping[str, Mapping[str, ParameterLabel]] = {
     "l4b": {
         "method": L("Method"),
         "model": L("Mowing model file (capmon train l4b)"),
+        "s1_evidence": L("Score drops with S1 evidence"),
         "config": L("L4B configuration file"),
         "sensors": L("Sensors"),
         "start": L("Mowing period start"),

@@ -26,8 +26,10 @@ class L4AParameters(BaseModel):
         default="both",
         description="Sensors used: s2-only, s1-only or both (red-edge bands with both).",
     )
-    classifier: Literal["rf", "lightgbm"] = Field(
-        default="rf", description="rf (Sen4CAP's random forest) or lightgbm."
+    classifier: Literal["rf", "extratrees", "lightgbm"] = Field(
+        default="rf",
+        description="rf (Sen4CAP's random forest), extratrees (extremely randomised trees) "
+        "or lightgbm.",
     )
     until: date | None = Field(
         default=None,
@@ -71,12 +73,14 @@ class L4AParameters(BaseModel):
     )
     smote_k: int = Field(default=5, ge=1, description="SMOTE nearest neighbours.")
     num_trees: int = Field(
-        default=300, ge=1, description="Trees (RF) or boosting rounds (LightGBM)."
+        default=300, ge=1, description="Trees (rf, extratrees) or boosting rounds (lightgbm)."
     )
-    min_node_size: int = Field(
-        default=10,
+    min_node_size: int | None = Field(
+        default=None,
         ge=2,
-        description="ranger min.node.size (RF min_samples_split; LightGBM min_child_samples).",
+        description="Smallest node a tree splits (RF and extra trees min_samples_split, "
+        "LightGBM min_child_samples); default 10 for rf and lightgbm (Sen4CAP's ranger "
+        "min.node.size), 2 for extratrees.",
     )
     num_leaves: int = Field(default=15, ge=2, description="LightGBM leaves per tree.")
     learning_rate: float = Field(default=0.05, gt=0, le=1, description="LightGBM learning rate.")

@@ -533,8 +533,9 @@ def scored_candidates(
     """The candidates of ``series`` with the model's probability (``confidence``) and
     threshold, in the candidate table's columns (``sen4cap.CANDIDATE_COLUMNS`` + threshold).
 
-    With ``sensors`` S1_S2 a candidate with S1 pairs around it is scored by the S1_S2 model,
-    one without (a parcel or a period without S1) by the S2 model.
+    With ``sensors`` S1_S2 and an S1_S2 model in ``models`` (:func:`models_for`), a candidate
+    with S1 pairs around it is scored by that model, one without (a parcel or a period without
+    S1) by the S2 model; without an S1_S2 model every candidate is scored by the S2 model.
     """
     found = candidates_for(series, sensors, settings)
     columns = [
@@ -621,18 +622,46 @@ def select_events(
     return out
 
 
-def models_for(sensors: Sensors, model: MowingModel | None = None) -> dict[str, MowingModel]:
+# The shipped S1+S2 model is not used unless asked for: scored leave-one-region-out on the real
+# development plots it did not beat the S2 model on the unseen region (F1 0.85 against 0.85 on
+# LR, 0.77 against 0.82 on NB; docs/l4b.md), so S1 evidence has not earned a say by default.
+S1_EVIDENCE_BY_DEFAULT = False
+
+
+def uses_s1_evidence(
+    sensors: Sensors, model: MowingModel | None = None, s1_evidence: bool | None = None
+) -> bool:
+    """Whether a run scores candidates with S1 pairs around them by an S1_S2 model: only with
+    S1 and S2 read, and then as ``s1_evidence`` says, or when not said, when ``model`` (from
+    ``--model``) was trained with S1."""
+    if sensors != "S1_S2":
+        return False
+    if s1_evidence is not None:
+        return s1_evidence
+    return S1_EVIDENCE_BY_DEFAULT or (model is not None and model.sensors == "S1_S2")
+
+
+def models_for(
+    sensors: Sensors, model: MowingModel | None = None, s1_evidence: bool | None = None
+) -> dict[str, MowingModel]:
     """The models a run uses: ``model`` (from ``--model``) for its sensor set, the shipped
-    ones otherwise (the S2 model also scores S1_S2 candidates without S1 around them)."""
+    ones otherwise. The S2 model scores every candidate, except, when the run uses S1
+    evidence (:func:`uses_s1_evidence`), those with S1 pairs around them."""
+    if model is not None and model.sensors == "S1_S2" and sensors == "S2":
+        raise InputError(
+            "the model was trained with S1 and S2 (sensors S1_S2); this run "
+            "uses S2 only: pass --sensors S1_S2 or an S2 model"
+        )
+    with_s1 = uses_s1_evidence(sensors, model, s1_evidence)
+    if model is not None and model.sensors == "S1_S2" and not with_s1:
+        raise InputError(
+            "the model was trained with S1 and S2 (sensors S1_S2) but this run does not use "
+            "S1 evidence: drop --no-s1-evidence or pass an S2 model"
+        )
     models = {"S2": shipped_model("S2")}
-    if sensors == "S1_S2":
+    if with_s1:
         models["S1_S2"] = shipped_model("S1_S2")
     if model is not None:
-        if model.sensors == "S1_S2" and sensors == "S2":
-            raise InputError(
-                "the model was trained with S1 and S2 (sensors S1_S2); this run "
-                "uses S2 only: pass --sensors S1_S2 or an S2 model"
-            )
         models[model.sensors] = model
     return models
 

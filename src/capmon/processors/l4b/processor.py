@@ -71,13 +71,20 @@ class L4BParameters(BaseModel):
     method: Literal["capmon", "rules", "sen4cap"] = Field(
         default="capmon",
         description="capmon (NDVI drops scored by a model trained on real reference mowings, "
-        "with S1 evidence; see docs/l4b.md), rules (capmon's earlier hand-set rules) or "
-        "sen4cap (Sen4CAP's method, unchanged).",
+        "S1 evidence on request; see docs/l4b.md), rules (capmon's earlier hand-set rules) "
+        "or sen4cap (Sen4CAP's method, unchanged).",
     )
     model: Path | None = Field(
         default=None,
         description="A model from `capmon train l4b` for method capmon [default: the shipped "
         "models, trained on real Slovak plots].",
+    )
+    s1_evidence: bool | None = Field(
+        default=None,
+        description="Method capmon with sensors S1_S2: score NDVI drops that have S1 pairs "
+        "around them with an S1+S2 model. Default: only when --model is an S1+S2 model; the "
+        "shipped S1+S2 model did not beat the S2 model on the unseen region of the real "
+        "development plots (docs/l4b.md).",
     )
     config: Path | None = Field(
         default=None,
@@ -128,6 +135,8 @@ class L4BParameters(BaseModel):
                              "method rules or sen4cap")  # fmt: skip
         if self.model is not None and self.method != "capmon":
             raise ValueError("model is for method capmon")
+        if self.s1_evidence and (self.method != "capmon" or self.sensors != "S1_S2"):
+            raise ValueError("s1_evidence is for method capmon with sensors S1_S2")
         return self
 
 
@@ -224,12 +233,15 @@ def detect_mowing(
     progress: Any = None,
     lookback_days: int = 45,
     model: learned.MowingModel | None = None,
+    s1_evidence: bool | None = None,
 ) -> L4BResult:
     """Mowing events of ``parcels`` (the grassland selection, see :func:`grassland_parcels`).
 
     Observations from ``lookback_days`` before ``start`` are read as context (the value before
     a cut), but only events ending on or after ``start`` are reported. ``previous`` is (last
-    date, candidates, events) of an earlier run of the same period.
+    date, candidates, events) of an earlier run of the same period. ``s1_evidence``: whether
+    the learned method scores candidates with S1 around them by an S1+S2 model
+    (:func:`learned.uses_s1_evidence`; by default only with such a ``model``).
     """
     use_s1, use_s2 = sensors in ("S1_S2", "S1"), sensors in ("S1_S2", "S2")
     ids = parcels["NewID"].astype("int64").to_numpy()
@@ -250,7 +262,11 @@ def detect_mowing(
         raise InputError("method capmon scores Sentinel-2 NDVI drops: with sensors S1 use "
                          "method rules or sen4cap")  # fmt: skip
     learned_sensors: learned.Sensors = "S1_S2" if sensors == "S1_S2" else "S2"
-    models = learned.models_for(learned_sensors, model) if method == "capmon" else {}
+    models: dict[str, learned.MowingModel] = {}
+    if method == "capmon":
+        models = learned.models_for(learned_sensors, model, s1_evidence)
+        if "S1_S2" not in models:
+            learned_sensors = "S2"
     last_day = datetime.combine(until, datetime.min.time()) if until is not None else None
     for series in read_series(mdb, ids, read_from, until, config.s2.signal):
         any_s1 |= bool(_processed(series, True, False, reported).any())
@@ -421,6 +437,7 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
     model = learned.MowingModel.load(parameters.model) if parameters.model else None
     key = {"season": season.name, "method": parameters.method, "sensors": parameters.sensors,
            "model": str(parameters.model.resolve()) if parameters.model else None,
+           "s1_evidence": parameters.s1_evidence,
            "parcels_key": parcels_key, "start": start.isoformat(),
            "lookback_days": parameters.lookback_days,
            "config": str(config_path.resolve()) if config_path else None}  # fmt: skip
@@ -436,7 +453,7 @@ def run(context: RunContext, parameters: L4BParameters) -> RunResult:
     result = detect_mowing(
         mdb, selection, config, method=parameters.method, sensors=parameters.sensors,
         start=start, until=until, previous=previous[:3] if previous else None, progress=progress,
-        lookback_days=parameters.lookback_days, model=model,
+        lookback_days=parameters.lookback_days, model=model, s1_evidence=parameters.s1_evidence,
     )  # fmt: skip
     result.notes[:0] = notes
     if previous is not None:
