@@ -401,5 +401,5 @@ def test_vector_tiles_carry_the_baresoil_status(
         },
         headers=headers,
     )
-    assert outside.status_code == 400
+    assert outside.status_code == 404  # no tile of the layer on a day outside its periods
     assert "2031-01-01" in outside.json()["detail"]

@@ -225,10 +225,10 @@ def test_empty_tile_and_tile_errors(
     empty = _mvt(read_client, headers, 14, 0, 0)  # the Arctic Ocean off Alaska
     assert empty.status_code == 200
     assert empty.content == b""
-    assert _mvt(read_client, headers, 3, 8, 0).status_code == 400  # x beyond 2**3
+    assert _mvt(read_client, headers, 3, 8, 0).status_code == 404  # x beyond 2**3: no tile
     assert _mvt(read_client, headers, 25, 0, 0).status_code == 400
     unknown = _mvt(read_client, headers, 14, 0, 0, layer="nope")
-    assert unknown.status_code == 400
+    assert unknown.status_code == 404  # well-formed, but not a layer of this season
     assert "'nope'" in unknown.json()["detail"]
     assert "crop" in unknown.json()["detail"]
     season = read_client.get(

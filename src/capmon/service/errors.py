@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from capmon.errors import (
     CapmonError,
@@ -162,6 +163,8 @@ def install_error_handlers(app: FastAPI) -> None:
         response = error_response(answer, str(exc.detail), request)
         for name, value in (exc.headers or {}).items():  # e.g. Allow of a 405
             response.headers.setdefault(name, value)
+        if exc.status_code == 405 and (methods := allowed_methods(request)):
+            response.headers["Allow"] = ", ".join(methods)
         return response
 
     @app.exception_handler(Exception)
@@ -169,6 +172,28 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         answer = ErrorAnswer(500, CAPMON + "internal", "Internal error")
         return error_response(answer, f"{type(exc).__name__}: {exc}", request)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the request's path answers: Starlette's own 405 names only
+    those of the first route that matched the path (GET /sites/{site} hid its PATCH and
+    DELETE). Each method is tried on the routes (included routers answer as one route); a
+    path only a mount matches is the web UI's files: GET and HEAD."""
+    routes = request.app.router.routes
+    found = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in routes
+            if not isinstance(route, Mount)
+        )
+    ]
+    mounted = any(r.matches(request.scope)[0] != Match.NONE for r in routes if isinstance(r, Mount))
+    return found or (["GET", "HEAD"] if mounted else [])
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _problem(error: Any) -> dict[str, str]:

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from capmon.errors import InputError
+from capmon.errors import InputError, NotFoundError
 
 EXTENT = 4096
 """Tile units per tile side."""
@@ -39,12 +39,13 @@ PropertyValue = str | int | float | bool
 
 
 def check_tile(z: int, x: int, y: int) -> None:
-    """InputError unless ``z/x/y`` is a tile of the web-mercator pyramid (z 0-24)."""
+    """InputError for a zoom outside 0-24, NotFoundError for a column or row outside the
+    zoom's grid (the tile does not exist)."""
     if not 0 <= z <= MAX_ZOOM:
         raise InputError(f"zoom z={z} is outside 0..{MAX_ZOOM}")
     size = 1 << z
-    if not (0 <= x < size and 0 <= y < size):
-        raise InputError(f"tile x={x}, y={y} is outside the {size} x {size} tiles of zoom {z}")
+    if not (0 <= x < size and 0 <= y < size):  # no such tile (the range depends on z)
+        raise NotFoundError(f"tile x={x}, y={y} is outside the {size} x {size} tiles of zoom {z}")
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:

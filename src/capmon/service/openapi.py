@@ -5,7 +5,9 @@ FastAPI writes OpenAPI 3.1 (JSON Schema 2020-12). OGC clients and many code gene
 ``nullable``, ``const`` an ``enum``, numeric ``exclusiveMinimum`` the boolean form, binary
 uploads ``format: binary``, schema ``examples`` a single ``example``.
 
-Every operation then declares the error answers the service gives (:func:`declare_errors`):
+The token endpoints are declared as OAuth2 password flows (:func:`declare_token_endpoints`),
+so clients and tools know where tokens come from. Every operation then declares the error
+answers the service gives (:func:`declare_errors`):
 400 when it takes parameters or a body (FastAPI's 422 is never answered), 401 and 403 when it
 needs a token, 404 when its path or a ``site`` parameter names something, each an exception
 document
@@ -40,7 +42,7 @@ def install_openapi(app: FastAPI) -> None:
                 license_info=app.license_info,
                 servers=app.servers,
             )
-            app.openapi_schema = declare_errors(to_openapi30(document))
+            app.openapi_schema = declare_token_endpoints(declare_errors(to_openapi30(document)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -200,4 +202,33 @@ def declare_errors(document: dict[str, Any]) -> dict[str, Any]:
                     "headers",
                     {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
                 )
+    return document
+
+
+TOKEN_SCHEMES = {
+    "OAuth2": {
+        "type": "oauth2",
+        "description": "Password and refresh-token grants at /auth/token (RFC 6749); send the "
+        "access token as a bearer token or in X-Auth-Token",
+        "flows": {
+            "password": {"tokenUrl": "/auth/token", "refreshUrl": "/auth/token", "scopes": {}}
+        },
+    },
+    "Sen4CAPLogin": {
+        "type": "oauth2",
+        "description": "Sen4CAP's login form at /auth/login: the same tokens",
+        "flows": {"password": {"tokenUrl": "/auth/login", "scopes": {}}},
+    },
+}
+
+
+def declare_token_endpoints(document: dict[str, Any]) -> dict[str, Any]:
+    """Name /auth/token and /auth/login as the token URLs of OAuth2 password flows, offered
+    by every operation that needs a token alongside the bearer and X-Auth-Token schemes."""
+    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes.update(copy.deepcopy(TOKEN_SCHEMES))
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and operation.get("security"):
+                operation["security"] += [{name: []} for name in TOKEN_SCHEMES]
     return document

@@ -189,12 +189,15 @@ def _parse_instant(text: str, *, end: bool) -> datetime:
             day = date.fromisoformat(text)
             moment = datetime.combine(day, time(), tzinfo=UTC)
             return moment + timedelta(days=1, microseconds=-1) if end else moment
-        value = datetime.fromisoformat(text.replace("z", "Z"))
+        return to_utc(datetime.fromisoformat(text.replace("z", "Z")))
+    except OverflowError:  # beyond datetime's range in UTC (9999-12-31 as an end, year 1 +01:00)
+        return (
+            datetime.min.replace(tzinfo=UTC) if text < "5000" else datetime.max.replace(tzinfo=UTC)
+        )
     except ValueError as exc:
         raise InputError(
             f"datetime {text!r} is not an RFC 3339 date-time (2024-05-01T00:00:00Z)"
         ) from exc
-    return to_utc(value)
 
 
 def parse_bbox(values: Sequence[float]) -> BaseGeometry:
@@ -211,6 +214,8 @@ def parse_bbox(values: Sequence[float]) -> BaseGeometry:
         raise InputError(f"bbox: south ({south}) is north of north ({north})")
     if not (-90 <= south <= 90 and -90 <= north <= 90):
         raise InputError("bbox: latitudes must lie in -90..90")
+    if not (-180 <= west <= 180 and -180 <= east <= 180):
+        raise InputError("bbox: longitudes must lie in -180..180")
     if west <= east:
         return box(west, south, east, north)
     return shapely.MultiPolygon([box(west, south, 180.0, north), box(-180.0, south, east, north)])

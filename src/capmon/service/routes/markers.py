@@ -29,6 +29,7 @@ from capmon.service.basemap import read_basemap
 from capmon.service.layers import parcel_events, parcel_products
 from capmon.service.links import base_url
 from capmon.service.map_data import MapData, MdbPool, SeasonView, map_data, mdb_version
+from capmon.service.params import SIGNAL_LIST
 from capmon.service.raster_tiles import INPUT_PRODUCT_TYPES, raster_signals
 from capmon.signals.catalogue import get_signal
 
@@ -282,7 +283,10 @@ def timeseries(
     parcel_id: ParcelId,
     signals: Annotated[
         str | None,
-        Query(description="Comma-separated signals (default: every signal of the MDB)"),
+        Query(
+            pattern=SIGNAL_LIST,
+            description="Comma-separated signals (default: every signal of the MDB)",
+        ),
     ] = None,
     start: Annotated[date | None, Query(description="First date (inclusive)")] = None,
     end: Annotated[date | None, Query(description="Last date (inclusive)")] = None,

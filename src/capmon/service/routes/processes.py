@@ -96,12 +96,33 @@ class ProcessList(BaseModel):
     links: list[Link]
 
 
+def _name_input(what: str, *, optional: bool = False) -> dict[str, Any]:
+    text = {"type": "string", "minLength": 1, "pattern": r"\S", "description": what}
+    qualified = {"type": "object", "required": ["value"], "properties": {"value": text}}
+    return {"anyOf": [text, qualified, *([{"type": "null"}] if optional else [])]}
+
+
+_INPUTS_SCHEMA: dict[str, Any] = {
+    "required": [SITE_INPUT],
+    "properties": {
+        SITE_INPUT: _name_input("The site's name (every process)"),
+        SEASON_INPUT: _name_input(
+            "The season's name (every process but multiannual)", optional=True
+        ),
+    },
+}
+"""What every process's inputs share: the site (and, but for multi-annual, the season), as
+a value or a qualified value; the rest depends on the process (its description)."""
+
+
 class Execute(BaseModel):
     """An execute request: the process's inputs by id (``site``, ``season`` and parameters).
     An input may be given as a qualified value ``{"value": ...}``; ``outputs``, ``response``
     and ``subscriber`` are accepted and ignored (outputs are always links, in a document)."""
 
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    model_config = ConfigDict(json_schema_extra={"required": ["inputs"]})
+
+    inputs: dict[str, Any] = Field(default_factory=dict, json_schema_extra=_INPUTS_SCHEMA)
     outputs: dict[str, Any] | None = None
     response: str | None = None
     subscriber: dict[str, Any] | None = None

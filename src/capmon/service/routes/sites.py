@@ -40,6 +40,11 @@ from capmon.sites import (
 
 router = APIRouter(tags=["Sites"])
 
+CONFLICT: dict[str, Any] = {
+    "description": "Conflict: the site or season holds data, overlaps another, or a job runs",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExceptionDocument"}}},
+}
+
 MAX_CROPS = 100
 
 
@@ -193,6 +198,7 @@ def site_change(request: Request, site: WritableSite, change: SitePatch) -> dict
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a site (admin)",
+    responses={409: CONFLICT},
 )
 def site_delete(
     request: Request,
@@ -227,6 +233,7 @@ def seasons_list(request: Request, site: ReadableSite) -> list[dict[str, Any]]:
     response_model=SeasonOut,
     status_code=status.HTTP_201_CREATED,
     summary="Add a season",
+    responses={409: CONFLICT},
 )
 def season_create(
     request: Request, response: Response, site: WritableSite, season: SeasonCreate
@@ -251,7 +258,12 @@ def season_read(request: Request, site: ReadableSite, season: str) -> dict[str, 
         return season_out(get_season(session, _site(session, site), season))
 
 
-@router.patch("/sites/{site}/seasons/{season}", response_model=SeasonOut, summary="Change a season")
+@router.patch(
+    "/sites/{site}/seasons/{season}",
+    response_model=SeasonOut,
+    summary="Change a season",
+    responses={409: CONFLICT},
+)
 def season_change(
     request: Request, site: WritableSite, season: str, change: SeasonPatch
 ) -> dict[str, Any]:
@@ -275,6 +287,7 @@ def season_change(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a season",
+    responses={409: CONFLICT},
 )
 def season_delete(
     request: Request,

@@ -18,10 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from capmon.service.auth import CurrentPrincipal, OptionalPrincipal, published_reader
 from capmon.service.links import base_url
+from capmon.service.params import PAGING_TOKEN, STAC_BBOX, STAC_DATETIME
 from capmon.service.stac import (
     CONFORMANCE,
     GEOJSON,
     JSON_TYPE,
+    MAX_LIMIT,
     STAC_VERSION,
     Search,
     SortKey,
@@ -44,6 +46,41 @@ class GeoJSONResponse(JSONResponse):
 GEOJSON_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {GEOJSON: {"schema": {"type": "object"}}}}
 }
+PAGE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": f"A FeatureCollection of at most {MAX_LIMIT} items, newest first; a "
+        "'next' link when more follow",
+        "content": {
+            GEOJSON: {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "features", "numberReturned", "links"],
+                    "properties": {
+                        "type": {"type": "string", "enum": ["FeatureCollection"]},
+                        "features": {
+                            "type": "array",
+                            "maxItems": MAX_LIMIT,
+                            "items": {"type": "object"},
+                        },
+                        "numberReturned": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT},
+                        "links": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            }
+        },
+    }
+}
+"""Pages of items: ``limit`` above the maximum is served as the maximum (STAC API)."""
+LIMIT = f"items per page (default 10); more than {MAX_LIMIT} is served as {MAX_LIMIT}"
+BBOX = (
+    "west,south,east,north (or the 3D form west,south,low,east,north,high) in decimal "
+    "degrees (EPSG:4326); south <= north, west > east crosses the antimeridian"
+)
+DATETIME = (
+    "an RFC 3339 date-time with its offset (2024-05-01T00:00:00Z) or a date (the whole day), "
+    "or an interval start/end with '..' or nothing for an open end"
+)
+TOKEN = "paging token of a 'next' link"
 
 
 class SearchBody(BaseModel):
@@ -53,11 +90,13 @@ class SearchBody(BaseModel):
 
     collections: list[str] | None = None
     ids: list[str] | None = None
-    bbox: list[float] | None = Field(default=None, min_length=4, max_length=6)
+    bbox: list[Annotated[float, Field(strict=True, ge=-180, le=180)]] | None = Field(
+        default=None, min_length=4, max_length=6, description=BBOX
+    )
     intersects: dict[str, Any] | None = None
-    datetime: str | None = None
-    limit: int | None = Field(default=None, ge=1)
-    token: str | None = None
+    datetime: str | None = Field(default=None, pattern=STAC_DATETIME, description=DATETIME)
+    limit: int | None = Field(default=None, ge=1, description=LIMIT)
+    token: str | None = Field(default=None, pattern=PAGING_TOKEN, description=TOKEN)
 
 
 def _catalog(request: Request, principal: CurrentPrincipal) -> StacCatalog:
@@ -166,18 +205,16 @@ def collection(request: Request, principal: CurrentPrincipal, cid: str) -> dict[
     "/collections/{cid}/items",
     summary="Items of a collection",
     response_class=GeoJSONResponse,
-    responses=GEOJSON_RESPONSE,
+    responses=PAGE_RESPONSE,
 )
 def items(
     request: Request,
     principal: CurrentPrincipal,
     cid: str,
-    limit: Annotated[int | None, Query(ge=1, description="items per page (max 200)")] = None,
-    bbox: Annotated[str | None, Query(description="west,south,east,north (EPSG:4326)")] = None,
-    datetime: Annotated[
-        str | None, Query(description="instant or interval start/end, '..' for open")
-    ] = None,
-    token: Annotated[str | None, Query(description="paging token of a 'next' link")] = None,
+    limit: Annotated[int | None, Query(ge=1, description=LIMIT)] = None,
+    bbox: Annotated[str | None, Query(pattern=STAC_BBOX, description=BBOX)] = None,
+    datetime: Annotated[str | None, Query(pattern=STAC_DATETIME, description=DATETIME)] = None,
+    token: Annotated[str | None, Query(pattern=PAGING_TOKEN, description=TOKEN)] = None,
 ) -> GeoJSONResponse:
     """The collection's items, newest first, filtered by bbox and datetime, in pages."""
     catalog = _catalog(request, principal)
@@ -215,20 +252,18 @@ def item(request: Request, principal: OptionalPrincipal, cid: str, iid: str) -> 
     "/search",
     summary="Item search (GET)",
     response_class=GeoJSONResponse,
-    responses=GEOJSON_RESPONSE,
+    responses=PAGE_RESPONSE,
 )
 def search_get(
     request: Request,
     principal: CurrentPrincipal,
     collections: Annotated[str | None, Query(description="comma-separated ids")] = None,
     ids: Annotated[str | None, Query(description="comma-separated item ids")] = None,
-    bbox: Annotated[str | None, Query(description="west,south,east,north (EPSG:4326)")] = None,
+    bbox: Annotated[str | None, Query(pattern=STAC_BBOX, description=BBOX)] = None,
     intersects: Annotated[str | None, Query(description="a GeoJSON geometry")] = None,
-    datetime: Annotated[
-        str | None, Query(description="instant or interval start/end, '..' for open")
-    ] = None,
-    limit: Annotated[int | None, Query(ge=1, description="items per page (max 200)")] = None,
-    token: Annotated[str | None, Query(description="paging token of a 'next' link")] = None,
+    datetime: Annotated[str | None, Query(pattern=STAC_DATETIME, description=DATETIME)] = None,
+    limit: Annotated[int | None, Query(ge=1, description=LIMIT)] = None,
+    token: Annotated[str | None, Query(pattern=PAGING_TOKEN, description=TOKEN)] = None,
 ) -> GeoJSONResponse:
     """Items of every collection you can see, filtered, newest first, in pages."""
     catalog = _catalog(request, principal)
@@ -249,7 +284,7 @@ def search_get(
     "/search",
     summary="Item search (POST)",
     response_class=GeoJSONResponse,
-    responses=GEOJSON_RESPONSE,
+    responses=PAGE_RESPONSE,
 )
 def search_post(request: Request, principal: CurrentPrincipal, body: SearchBody) -> GeoJSONResponse:
     """As GET /stac/search, with the parameters as a JSON body; the ``next`` link carries the
@@ -288,7 +323,10 @@ def search_post(request: Request, principal: CurrentPrincipal, body: SearchBody)
     "/assets/{iid}/{path:path}",
     summary="Download an asset",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "Range"}},
+    responses={
+        200: {"description": "The file, as its own media type", "content": {"*/*": {}}},
+        206: {"description": "The bytes of a Range request", "content": {"*/*": {}}},
+    },
 )
 def asset(request: Request, principal: OptionalPrincipal, iid: str, path: str) -> FileResponse:
     """One file of an item (``Range`` requests answer 206 with the bytes asked for; without a

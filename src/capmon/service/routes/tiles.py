@@ -26,6 +26,7 @@ from capmon.service.errors import ForbiddenError
 from capmon.service.layers import LayerValues
 from capmon.service.map_data import MapData, SeasonView, app_resource, map_data
 from capmon.service.mvt import check_tile, encode_layer
+from capmon.service.params import LAYER_ID, PARCEL_BBOX, SIGNAL_NAME
 from capmon.service.parcel_index import feature_collection, json_value, parse_bbox
 from capmon.service.raster_tiles import (
     INPUT_PRODUCT_TYPES,
@@ -71,11 +72,25 @@ def _layer(data: MapData, view: SeasonView, layer_id: str | None) -> LayerValues
         return None
     layers = data.season_layers(view)
     found = layers.get(layer_id)
-    if found is None:
-        raise InputError(
-            f"unknown layer {layer_id!r} in layer: this season has {', '.join(layers) or 'none'}"
+    if found is None:  # a layer of the season's data: a well-formed id may not exist here
+        raise NotFoundError(
+            f"no layer {layer_id!r} (layer): this season has {', '.join(layers) or 'none'}"
         )
     return found
+
+
+def _period(chosen: LayerValues, day: date | None) -> int | None:
+    """The dated layer's period holding ``day``; outside its periods the tile does not exist."""
+    try:
+        return chosen.period(day)
+    except InputError as exc:
+        raise NotFoundError(str(exc)) from None
+
+
+LayerId = Annotated[
+    str | None,
+    Query(pattern=LAYER_ID, description="A map layer id: its value and label per parcel"),
+]
 
 
 # --- GeoJSON -----------------------------------------------------------------------------------
@@ -97,11 +112,14 @@ def parcels_geojson(
     site: ReadableSite,
     season: str,
     bbox: Annotated[
-        str, Query(description="minx,miny,maxx,maxy in degrees (EPSG:4326 longitude, latitude)")
+        str,
+        Query(
+            pattern=PARCEL_BBOX,
+            description="minx,miny,maxx,maxy in decimal degrees (EPSG:4326 longitude, "
+            "latitude), minx < maxx and miny < maxy",
+        ),
     ],
-    layer: Annotated[
-        str | None, Query(description="A map layer id: its value and label per parcel")
-    ] = None,
+    layer: LayerId = None,
     date: Annotated[
         date | None, Query(description="Dated layers: the day (default: the last period)")
     ] = None,
@@ -171,9 +189,7 @@ def parcel_tile(
     y: Row,
     site: Annotated[str, Query(description="Site name")],
     season: Annotated[str, Query(description="Season name")],
-    layer: Annotated[
-        str | None, Query(description="A map layer id: its value as property 'value'")
-    ] = None,
+    layer: LayerId = None,
     date: Annotated[
         date | None, Query(description="Dated layers: the day (default: the last period)")
     ] = None,
@@ -186,7 +202,7 @@ def parcel_tile(
     site_row = site_for(data.workspace, principal, site)
     view = data.season(site_row, season)
     chosen = _layer(data, view, layer)
-    period = chosen.period(date) if chosen is not None else None
+    period = _period(chosen, date) if chosen is not None else None
     layer_key = (data.layers_key(view), chosen.info.id, period) if chosen is not None else None
     key = ("mvt", view.parcels_key, layer_key, z, x, y)
     _tag, headers, not_modified = _cached_answer(request, key, MVT_MEDIA_TYPE, "private, no-cache")
@@ -233,7 +249,14 @@ def signal_tile(
     request: Request,
     principal: CurrentPrincipal,
     product_id: Annotated[int, Path(ge=1, le=2**31 - 1, description="Catalogue product id.")],
-    signal: str,
+    signal: Annotated[
+        str,
+        Path(
+            pattern=SIGNAL_NAME,
+            description="A built-in signal (NDVI, LAI, AMP_VV...), a spyndex index or "
+            "SPYNDEX:<index>",
+        ),
+    ],
     z: Zoom,
     x: Column,
     y: Row,
