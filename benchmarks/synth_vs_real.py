@@ -1,13 +1,16 @@
 """The synthetic world next to real series: grassland NDVI, coherence and backscatter.
 
-``python benchmarks/synth_vs_real.py --demo-home HOME [--data ../shared/data/mowing_gmd_dev]
-[--workdir DIR] [--out docs/synthetic-vs-real.png]`` measures, on the same definitions, the
-real Slovak grassland plots of ``mowing_gmd_dev`` (checked plots, field-checked cuts, 2021-2023)
-and the grassland parcels of a demo workspace (``capmon demo``: its MDB, its L4B product's
-parcels and the world's true mowings), and prints a Markdown table of quantiles (10 %, median,
-90 %) and writes histograms side by side. Why: the synthetic world is the only test bed of
-L4C, bare soil, heterogeneity and multi-annual, and a method tuned on it failed on real plots
-(issue 16): this says by how much it differs, figure by figure, before it is calibrated.
+``python benchmarks/synth_vs_real.py --demo-home HOME [--clean-home HOME2]
+[--data ../shared/data/mowing_gmd_dev] [--workdir DIR] [--out docs/synthetic-vs-real.png]``
+measures, on the same definitions, the real Slovak grassland plots of ``mowing_gmd_dev``
+(checked plots, field-checked cuts, 2021-2023) and the grassland parcels of a demo workspace
+(``capmon demo``: its MDB, its L4B product's parcels and the world's true mowings), and prints
+a Markdown table of quantiles (10 %, median, 90 %) and writes histograms side by side;
+``--clean-home`` adds the columns of a second demo workspace (e.g. one made before the
+calibration, or with the ``clean`` realism profile). Why: the synthetic world is the only test
+bed of L4C, bare soil, heterogeneity and multi-annual, and a method tuned on it failed on real
+plots (issue 16): this says by how much it differs, figure by figure; the generator's
+``capmon.synth.realism.CALIBRATED`` profile is calibrated on these figures.
 
 Figures (period March to November, each parcel's own observations):
 
@@ -16,6 +19,8 @@ Figures (period March to November, each parcel's own observations):
 * ``cut: NDVI drop``: the highest NDVI of the 30 days before a cut minus the first one within
   10 days after it; ``cut: regrowth``: the highest NDVI 15-35 days after minus that first one;
 * ``coherence noise``: robust spread of the parcel's successive VH coherences (one orbit);
+  ``summer coherence``: the parcel's median VH coherence in June-August (same orbit);
+* ``VH noise``: robust spread of the parcel's successive VH backscatters (dB, one orbit);
 * ``cut: coherence change``: the first VH pair starting on or after the cut minus the median of
   the pairs ending in the 40 days before; ``cut: VH change``: the first VH backscatter after the
   cut minus the median of the 24 days before (dB, as stored in the MDB);
@@ -41,8 +46,8 @@ from capmon.mdb.query import MarkersDatabase
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / ".." / "shared" / "data" / "mowing_gmd_dev"
 FIGURES = ("clear NDVI observations", "NDVI noise", "cut: NDVI drop", "cut: regrowth",
-           "coherence noise", "cut: coherence change", "cut: VH change", "autumn fall",
-           "dates all parcels drop")  # fmt: skip
+           "coherence noise", "summer coherence", "cut: coherence change", "VH noise",
+           "cut: VH change", "autumn fall", "dates all parcels drop")  # fmt: skip
 
 
 def _l4b_real() -> object:
@@ -77,6 +82,12 @@ def measure(rows: pd.DataFrame, cuts: pd.DataFrame, year: int) -> dict[str, list
         coherence = coherence[coherence["orbit"].fillna(-1) == main]
     coherence = coherence.drop_duplicates(["parcel_id", "day"]).sort_values(["parcel_id", "day"])
     backscatter = rows[rows["signal"] == "AMP_VH"].sort_values(["parcel_id", "day"])
+    if not backscatter.empty:  # one orbit for the noise: the one with most rows
+        busiest = backscatter["orbit"].fillna(-1).value_counts().index[0]
+        one_orbit = backscatter[backscatter["orbit"].fillna(-1) == busiest]
+        in_season = one_orbit[(one_orbit["day"] >= first) & (one_orbit["day"] <= last)]
+        for _pid, own in in_season.groupby("parcel_id"):
+            out["VH noise"].append(_spread(own["mean"].to_numpy()))
     season = ndvi[(ndvi["day"] >= first) & (ndvi["day"] <= last)]
     for _pid, own in season.groupby("parcel_id"):
         out["clear NDVI observations"].append(float(len(own)))
@@ -89,6 +100,9 @@ def measure(rows: pd.DataFrame, cuts: pd.DataFrame, year: int) -> dict[str, list
         "parcel_id"
     ):
         out["coherence noise"].append(_spread(own["mean"].to_numpy()))
+        summer = own[own["day"].dt.month.isin([6, 7, 8])]["mean"]
+        if len(summer):
+            out["summer coherence"].append(float(summer.median()))
     by_parcel = {int(k): g for k, g in ndvi.groupby("parcel_id")}
     coh_by = {int(k): g for k, g in coherence.groupby("parcel_id")}
     vh_by = {int(k): g for k, g in backscatter.groupby("parcel_id")}
@@ -186,9 +200,19 @@ def synthetic_figures(home: Path) -> dict[str, np.ndarray]:
     return _merge(parts)
 
 
-def table(real: dict[str, np.ndarray], synthetic: dict[str, np.ndarray]) -> str:
-    lines = ["| figure | real: n | real: 10 % / median / 90 % | synthetic: n | "
-             "synthetic: 10 % / median / 90 % |", "|---|---|---|---|---|"]  # fmt: skip
+def table(
+    real: dict[str, np.ndarray],
+    synthetic: dict[str, np.ndarray],
+    clean: dict[str, np.ndarray] | None = None,
+) -> str:
+    """Markdown table: real, synthetic (and the clean/earlier synthetic world) quantiles."""
+    header = "| figure | real: n | real: 10 % / median / 90 % | synthetic: n | " \
+             "synthetic: 10 % / median / 90 % |"  # fmt: skip
+    rule = "|---|---|---|---|---|"
+    if clean is not None:
+        header += " clean synthetic: 10 % / median / 90 % |"
+        rule += "---|"
+    lines = [header, rule]
 
     def q(values: np.ndarray) -> str:
         if values.size == 0:
@@ -197,26 +221,38 @@ def table(real: dict[str, np.ndarray], synthetic: dict[str, np.ndarray]) -> str:
         return f"{a:.3g} / {b:.3g} / {c:.3g}"
 
     for name in FIGURES:
-        lines.append(f"| {name} | {real[name].size} | {q(real[name])} | "
-                     f"{synthetic[name].size} | {q(synthetic[name])} |")  # fmt: skip
+        line = f"| {name} | {real[name].size} | {q(real[name])} | " \
+               f"{synthetic[name].size} | {q(synthetic[name])} |"  # fmt: skip
+        if clean is not None:
+            line += f" {q(clean[name])} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
-def plot(real: dict[str, np.ndarray], synthetic: dict[str, np.ndarray], out: Path) -> None:
+def plot(
+    real: dict[str, np.ndarray],
+    synthetic: dict[str, np.ndarray],
+    out: Path,
+    clean: dict[str, np.ndarray] | None = None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = [n for n in FIGURES if n != "dates all parcels drop"]
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7))
+    fig, axes = plt.subplots(2, 5, figsize=(20, 7))
     for ax, name in zip(axes.ravel(), names, strict=False):
-        both = np.concatenate([real[name], synthetic[name]])
+        extra = [clean[name]] if clean is not None else []
+        both = np.concatenate([real[name], synthetic[name], *extra])
         if both.size == 0:
             continue
         bins = np.linspace(np.quantile(both, 0.01), np.quantile(both, 0.99), 30)
         ax.hist(real[name], bins=bins, alpha=0.6, density=True, label="real (GMD, Slovakia)")
         ax.hist(synthetic[name], bins=bins, alpha=0.6, density=True, label="synthetic (demo)")
+        if clean is not None and clean[name].size:
+            ax.hist(clean[name], bins=bins, density=True, histtype="step", color="black",
+                    label="clean synthetic (before calibration)")  # fmt: skip
         ax.set_title(name)
     axes.ravel()[0].legend(fontsize=8)
     fig.tight_layout()
@@ -228,6 +264,7 @@ def plot(real: dict[str, np.ndarray], synthetic: dict[str, np.ndarray], out: Pat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo-home", type=Path, required=True)
+    parser.add_argument("--clean-home", type=Path, default=None)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("synthetic-vs-real.png"))
@@ -237,8 +274,9 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         real = real_figures(args.data, folder)
     synthetic = synthetic_figures(args.demo_home)
-    print(table(real, synthetic))
-    plot(real, synthetic, args.out)
+    clean = synthetic_figures(args.clean_home) if args.clean_home else None
+    print(table(real, synthetic, clean))
+    plot(real, synthetic, args.out, clean)
     print(f"\nhistograms: {args.out}")
 
 

@@ -25,6 +25,11 @@ class S2Format(StrEnum):
     COG = "cog"
 
 
+class Realism(StrEnum):
+    CALIBRATED = "calibrated"
+    CLEAN = "clean"
+
+
 def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to create (must be empty or absent).")],
     parcels: Annotated[int, typer.Option("--parcels", help="Number of parcels.")] = 2000,
@@ -57,6 +62,14 @@ def synth(
             "--wrong-declarations", help="Fraction of parcels declared with a wrong crop."
         ),
     ] = 0.0,
+    realism: Annotated[
+        Realism,
+        typer.Option(
+            "--realism",
+            help="How rough the world is: calibrated on real Sentinel series, or clean "
+            "(smooth, cloud masks perfect, informative radar: for plumbing tests).",
+        ),
+    ] = Realism.CALIBRATED,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace OUTDIR if it is not empty.")
     ] = False,
@@ -85,6 +98,7 @@ def synth(
                 sentinel1=not no_s1, s1_repeat_days=s1_repeat, revisit_days=revisit_days,
                 cloud_fraction=cloud_fraction,
                 wrong_declarations=wrong_declarations, overwrite=overwrite, progress=progress,
+                realism=realism.value,
             )  # fmt: skip
     table = Table(title=f"Synthetic world {world.root}")
     table.add_column("item")
@@ -94,6 +108,7 @@ def synth(
     table.add_row("parcels", ", ".join(f"{y}: {n}" for y, n in sorted(world.parcel_counts.items())))
     table.add_row("Sentinel-2 products", str(world.s2_products))
     table.add_row("Sentinel-1 files", str(world.s1_products))
+    table.add_row("realism", str(world.options.get("realism", "")))
     table.add_row(
         "declarations",
         f"{len(world.declarations)} zipped shapefiles (EPSG:{world.declarations_epsg})",

@@ -3,8 +3,11 @@
 Clouds are smooth random blobs (two scales of correlated noise thresholded to the scene's cloud
 cover), with a soft opacity that also blends the cloud spectrum into the reflectances. Their
 shadows are the same blobs displaced away from the sun (cloud tops 1-2.5 km high). Cirrus is a
-thin, wide veil added to the reflectances. Snow covers open ground during the weather's snow
-episodes. The SCL classes are then derived at 20 m from block means, as Sen2Cor works at 20 m.
+thin, wide veil added to the reflectances. Residual haze (thin cloud, aerosol, cloud edges) is
+blended like a cloud but stays below every mask threshold, as in real L2A products; on a few
+dates it covers the whole scene (the real "every parcel drops" dates). Snow covers open ground
+during the weather's snow episodes. The SCL classes are then derived at 20 m from block means,
+as Sen2Cor works at 20 m.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from capmon.synth.realism import Realism
 from capmon.synth.spectra import BANDS, CLOUD, SNOW, ndvi
 
 F32 = npt.NDArray[np.float32]
@@ -41,6 +45,8 @@ class Sky:
     cirrus: F32
     shadow: F32
     snow: F32
+    haze: F32 | None = None
+    """Opacity of the residual haze that no mask flags (None: none)."""
 
     @property
     def cloud_mask(self) -> npt.NDArray[np.bool_]:
@@ -67,18 +73,42 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: flo
     return out
 
 
-def scene_cloud_cover(rng: np.random.Generator, cloud_fraction: float) -> float:
-    """The cloud cover (0..1) of one scene: many clear or overcast days, some partly cloudy."""
+def scene_cloud_cover(
+    rng: np.random.Generator, cloud_fraction: float, realism: Realism | None = None
+) -> float:
+    """The cloud cover (0..1) of one scene: many clear or overcast days, some partly cloudy
+    (shares from ``realism``; by default those of the clean world)."""
     if cloud_fraction <= 0:
         return 0.0
+    clear, overcast = (0.37, 0.23) if realism is None else (
+        realism.clear_scene_share, realism.overcast_scene_share
+    )  # fmt: skip
     u = rng.random()
-    if u < 0.37:
+    if u < clear:
         base = float(rng.uniform(0.0, 0.03))
-    elif u < 0.6:
+    elif u < clear + overcast:
         base = float(rng.uniform(0.85, 1.0))
     else:
         base = float(rng.uniform(0.05, 0.8))
     return float(min(1.0, base * cloud_fraction / 0.4))
+
+
+def residual_haze(rng: np.random.Generator, shape: tuple[int, int], realism: Realism) -> F32 | None:
+    """The unflagged haze opacity (per pixel) of one scene, or None when there is none.
+
+    An ordinary scene has an exponential haze level of mean ``haze_mean`` that varies between
+    parcels (blobs of about 250 m, relative spread ``haze_spread``); a share ``anomaly_share``
+    of scenes has a scene-wide veil of ``anomaly_haze`` (every parcel drops that day).
+    """
+    if realism.haze_mean <= 0 and realism.anomaly_share <= 0:
+        return None
+    level = float(rng.exponential(realism.haze_mean)) if realism.haze_mean > 0 else 0.0
+    if rng.random() < realism.anomaly_share:
+        level += float(rng.uniform(*realism.anomaly_haze))
+    blobs = smooth_noise(rng, shape, 25.0)
+    haze = np.clip(level * (1.0 + realism.haze_spread * blobs), 0.0, 0.2)
+    out: F32 = haze.astype(np.float32)
+    return out
 
 
 def make_sky(
@@ -140,6 +170,8 @@ def apply_sky(surface: dict[str, F32], sky: Sky) -> dict[str, F32]:
             value = value * (1 - sky.snow) + np.float32(SNOW[b]) * sky.snow
         if shadow:
             value = value * (1 - np.float32(0.65) * sky.shadow)
+        if sky.haze is not None:
+            value = value * (1 - sky.haze) + np.float32(CLOUD[b]) * sky.haze
         if cloud:
             value = value * (1 - sky.opacity) + np.float32(CLOUD[b]) * sky.opacity
         if cirrus:

@@ -10,7 +10,10 @@ barley before rapeseed, maize often after maize or grassland, leys kept 2-7 year
 and so legally permanent grassland), permanent grassland occasionally ploughed up. After an early
 harvest followed by a spring crop most farmers sow a catch crop (mustard, phacelia, fodder
 radish) that is destroyed over winter; others plough in autumn (bare soil over winter) or leave
-the stubble until spring. Grassland is mown 1-4 times or grazed; fallow is mulched once in summer.
+the stubble until spring. Grassland is mown 1-4 times or grazed in week-long rounds (uncut
+meadows all season, some mown ones after their last cut), and its green cover senesces from
+September; fallow is mulched once in summer. How deep a cut goes, who grazes and how much the
+grass senesces come from the world's :class:`~capmon.synth.realism.Realism`.
 
 Every date is drawn with per-parcel variability (sowing spread, vigour), from random streams
 keyed by parcel id and year, so a parcel's history does not depend on the other parcels.
@@ -46,13 +49,16 @@ from capmon.synth.crops import (
     CropType,
 )
 from capmon.synth.landscape import Landscape, Parcel
+from capmon.synth.realism import CALIBRATED, Realism
 from capmon.synth.seeding import stream
 
 BURN_IN_YEARS = 6
 
 
 class EventKind(StrEnum):
-    """Field operations. The last two are internal state changes, not listed in the truth."""
+    """Field operations. The last three are internal state changes, not listed in the truth;
+    a grazing event starts a week-long grazing round (``strength``: share of the green cover
+    eaten), an autumn senescence the decline of the grass (``strength``: share that dies)."""
 
     SOWING = "sowing"
     EMERGENCE = "emergence"
@@ -61,12 +67,16 @@ class EventKind(StrEnum):
     PLOUGHING = "ploughing"
     CATCH_CROP_SOWING = "catch_crop_sowing"
     CATCH_CROP_DESTRUCTION = "catch_crop_destruction"
+    GRAZING = "grazing"
     FALLOW_START = "fallow_start"
     GRASS_START = "grass_start"
+    AUTUMN_SENESCENCE = "autumn_senescence"
 
     @property
     def exported(self) -> bool:
-        return self not in (EventKind.FALLOW_START, EventKind.GRASS_START)
+        return self not in (
+            EventKind.FALLOW_START, EventKind.GRASS_START, EventKind.AUTUMN_SENESCENCE
+        )  # fmt: skip
 
 
 class CycleKind(StrEnum):
@@ -106,6 +116,8 @@ class FieldEvent:
     year: int
     cycle: Cycle | None = None
     strength: float = 1.0
+    until: date | None = None
+    """Last day of a gradual change (autumn senescence)."""
 
 
 @dataclass(frozen=True)
@@ -381,8 +393,13 @@ def _plan_year(
     previous: YearPlan | None,
     pre_events: list[FieldEvent],
     pre_sowing: tuple[date, date] | None,
+    realism: Realism = CALIBRATED,
+    grass_rng: np.random.Generator | None = None,
 ) -> YearPlan:
-    """The in-season operations of ``crop`` in ``year``; establishment may already be given."""
+    """The in-season operations of ``crop`` in ``year``; establishment may already be given.
+
+    ``grass_rng`` draws the grazing and senescence of grass (its own stream, so that the other
+    draws do not depend on the realism profile)."""
     vigour = float(np.clip(rng.normal(1.0, 0.07), 0.78, 1.1))
     events = list(pre_events)
     sowing = emergence = harvest = None
@@ -421,9 +438,17 @@ def _plan_year(
         late = new_ley and pre_sowing is None
         mowings = _mowing_dates(rng, crop, year, late)
         events.extend(
-            FieldEvent(d, EventKind.MOWING, crop.code, year, strength=float(rng.uniform(0.55, 0.7)))
+            FieldEvent(
+                d,
+                EventKind.MOWING,
+                crop.code,
+                year,
+                strength=float(rng.uniform(*realism.cut_strength)),
+            )
             for d in mowings
         )
+        if grass_rng is not None:
+            events.extend(_grass_realism(grass_rng, crop, year, mowings, realism))
     else:  # fallow: spontaneous vegetation, mulched once in summer
         cycle = Cycle(
             CycleKind.FALLOW, min(0.8, 0.75 * vigour), crop.growth_rate, crop.bmax * vigour
@@ -435,6 +460,36 @@ def _plan_year(
             events.append(FieldEvent(mulch, EventKind.MOWING, crop.code, year, strength=0.45))
     return YearPlan(year, crop, vigour, grass_age, tuple(events), sowing, emergence, harvest,
                     tuple(mowings))  # fmt: skip
+
+
+def _grass_realism(
+    rng: np.random.Generator, crop: CropType, year: int, mowings: list[date], realism: Realism
+) -> list[FieldEvent]:
+    """Grazing rounds and the autumn senescence of a grass parcel in ``year``."""
+    out: list[FieldEvent] = []
+    loss = float(rng.uniform(*realism.autumn_loss))
+    start = int(rng.integers(realism.autumn_start[0], realism.autumn_start[1] + 1))
+    if loss > 0:
+        out.append(
+            FieldEvent(date(year, 1, 1) + timedelta(days=start - 1), EventKind.AUTUMN_SENESCENCE,
+                       crop.code, year, strength=loss, until=date(year, 11, 30))
+        )  # fmt: skip
+    grazed = rng.random() < realism.grazed_share
+    if not grazed or realism.grazing_take[1] <= 0:
+        return out
+    if mowings:
+        first = mowings[-1] + timedelta(days=int(rng.integers(25, 40)))
+    elif crop is PERMANENT_GRASS:
+        first = date(year, 4, 15) + timedelta(days=int(rng.integers(0, 25)))
+    else:
+        return out
+    period = int(rng.integers(28, 42))  # rotation: back on the parcel every 4-6 weeks
+    day = first
+    while day <= date(year, 10, 20):
+        take = float(rng.uniform(*realism.grazing_take))
+        out.append(FieldEvent(day, EventKind.GRAZING, crop.code, year, strength=take))
+        day += timedelta(days=period + int(rng.integers(-4, 5)))
+    return out
 
 
 def _after_harvest(
@@ -500,7 +555,9 @@ def _after_harvest(
     return plan, [], None
 
 
-def plan_rotations(landscape: Landscape, first_year: int, seed: int) -> dict[str, Rotation]:
+def plan_rotations(
+    landscape: Landscape, first_year: int, seed: int, realism: Realism = CALIBRATED
+) -> dict[str, Rotation]:
     """The crop history of every parcel id of every year (burn-in years included)."""
     rotations: dict[str, Rotation] = {}
     last_year = first_year + len(landscape.parcels_by_year) - 1
@@ -524,12 +581,12 @@ def plan_rotations(landscape: Landscape, first_year: int, seed: int) -> dict[str
                 start = first_year - BURN_IN_YEARS
                 rot.crops[start] = crop
                 rot.grass_age[start] = age
-            _extend(rot, parcel.parcel_id, last_year + 1, seed)
+            _extend(rot, parcel.parcel_id, last_year + 1, seed, realism)
             rotations[parcel.parcel_id] = rot
     return rotations
 
 
-def _extend(rot: Rotation, key: str, until: int, seed: int) -> None:
+def _extend(rot: Rotation, key: str, until: int, seed: int, realism: Realism) -> None:
     """Draw crops and plans of ``rot`` up to year ``until``."""
     start = min(rot.crops)
     for y in range(start + 1, until + 1):
@@ -557,7 +614,7 @@ def _extend(rot: Rotation, key: str, until: int, seed: int) -> None:
         events_before, sowing_before = rot.pending.get(y, ((), None))
         rot.plans[y] = _plan_year(
             stream(seed, "plan", key, y), rot.crops[y], y, rot.grass_age[y], previous,
-            list(events_before), sowing_before,
+            list(events_before), sowing_before, realism, stream(seed, "grass", key, y),
         )  # fmt: skip
 
 

@@ -2,11 +2,13 @@
 
 A small state machine runs day by day, vectorised over all units. Each unit is in one mode
 (bare soil, stubble/residue, crop, catch crop, grass, fallow); field operations switch modes
-and change the state at once (a cut removes 30-45 % of the green cover, ploughing buries the
-residue and roughens the soil...). Between operations the state follows growth laws driven by
-temperature: logistic growth toward the cycle's maximum cover, winter dormancy, senescence that
-turns green cover into standing dry matter, regrowth of grass toward a seasonal potential in
-about 2-3 weeks after a cut, slow decay of residues.
+and change the state at once (a cut removes part of the green cover and leaves it lying,
+ploughing buries the residue and roughens the soil...). Between operations the state follows
+growth laws driven by temperature: logistic growth toward the cycle's maximum cover, winter
+dormancy, senescence that turns green cover into standing dry matter, regrowth of grass toward
+a seasonal potential after a cut, grazing rounds, the grass's autumn senescence, slow decay of
+residues. How deep cuts go, how fast grass regrows, how long hay lies and how the haymaking
+days disturb the surface come from the world's :class:`~capmon.synth.realism.Realism`.
 
 State per unit and day (fractions of the ground):
 ``green`` green vegetation cover, ``dry`` senescent vegetation or residue (standing or lying),
@@ -27,6 +29,7 @@ import numpy.typing as npt
 
 from capmon.synth.crops import CROPS_BY_CODE, CropKind, CropType
 from capmon.synth.management import Cycle, CycleKind, EventKind, FieldEvent
+from capmon.synth.realism import CALIBRATED, Realism
 from capmon.synth.weather import Weather
 
 F32 = npt.NDArray[np.float32]
@@ -152,6 +155,7 @@ def simulate_units(
     start: date,
     end: date,
     keep_from: date,
+    realism: Realism = CALIBRATED,
 ) -> UnitStates:
     """Run the daily model from ``start`` to ``end`` (inclusive) and keep days from ``keep_from``.
 
@@ -202,11 +206,35 @@ def simulate_units(
     )
     gpot = grass_potential(doy)
     disturbance = np.zeros(n)
+    since_cut = np.full(n, float(NEVER))
+    graze_left = np.zeros(n)
+    graze_rate = np.zeros(n)
+    sen_start = np.full(n, NEVER, dtype=np.int64)
+    sen_end = np.full(n, NEVER, dtype=np.int64)
+    sen_loss = np.zeros(n)
+    lag = realism.regrowth_lag_days
     for i in range(days):
         disturbance[:] = 0.0
         for k, ev in by_day.get(i, ()):
             disturbance[k] = max(disturbance[k], DISTURBANCE.get(ev.kind, 0.0))
+            if ev.kind is EventKind.GRAZING:
+                graze_left[k] = 7.0
+                graze_rate[k] = 1.0 - (1.0 - min(ev.strength, 0.95)) ** (1.0 / 7.0)
+                continue
+            if ev.kind is EventKind.AUTUMN_SENESCENCE:
+                sen_start[k] = i
+                sen_end[k] = i + max(1, ((ev.until or ev.day) - ev.day).days)
+                sen_loss[k] = ev.strength
+                continue
             _apply(ev, k, mode, g, dry, stand, rough, height, p, start)
+            if ev.kind is EventKind.MOWING:
+                since_cut[k] = 0.0
+                height[k] = realism.stubble_height
+        if realism.haymaking_days > 0:
+            haymaking = (mode == GRASS) & (since_cut >= 1) & (since_cut <= realism.haymaking_days)
+            disturbance[haymaking] = np.maximum(
+                disturbance[haymaking], realism.haymaking_disturbance
+            )
         t = growth[i]
         cold = temperature[i] < -2.0
         # Crops and catch crops: logistic growth to the cap, then senescence to standing straw.
@@ -229,17 +257,28 @@ def simulate_units(
         dry = dry + 0.95 * loss
         stand = stand + np.where(mode == CROP, 0.95 * loss, 0.0)
         dry = np.where(is_crop & ~emerged, dry * (1 - 1 / 80), dry)
-        # Grass: relaxation toward the seasonal potential; cut grass dries and is removed.
+        # Grass: relaxation toward the seasonal potential (slow for a while after a cut, lower
+        # as the grass senesces in autumn); cut grass dries and is removed; animals graze.
         is_grass = mode == GRASS
         grass_on = is_grass & (i >= p.emergence)
         g[grass_on & (g < 0.03)] = 0.03
-        gcap = p.gmax * gpot[i]
-        dg = np.where(g < gcap, p.rate * t * (gcap - g), 0.03 * (gcap - g))
+        ageing = sen_loss * _smoothstep((i - sen_start) / np.maximum(sen_end - sen_start, 1))
+        ageing[i > sen_end + 31] = 0.0  # the new year's grass starts afresh
+        gcap = p.gmax * gpot[i] * (1.0 - ageing)
+        rate = p.rate if lag <= 0 else p.rate * np.clip(since_cut / lag, 0.05, 1.0)
+        dg = np.where(g < gcap, rate * t * (gcap - g), 0.03 * (gcap - g))
         if moisture[i] < 0.15 and 180 <= doy[i] <= 250:
             dg = dg - 0.004 * g
         g = np.where(grass_on, g + dg, g)
-        dry = np.where(is_grass, 0.03 + (dry - 0.03) * 0.8, dry)
+        grazing = is_grass & (graze_left > 0)
+        g = np.where(grazing, g * (1.0 - graze_rate), g)
+        height = np.where(grazing, height * (1.0 - graze_rate), height)
+        graze_left = np.maximum(graze_left - 1.0, 0.0)
+        litter = 0.03 + 0.7 * ageing * p.gmax * gpot[i]
+        hay = np.where(is_grass, np.maximum(dry - litter, 0.0), 0.0)
+        dry = np.where(is_grass, litter + (dry - litter) * realism.hay_retention, dry)
         height = np.where(is_grass, height + 0.035 * t * (1.0 - height), height)
+        since_cut += 1.0
         # Fallow: spontaneous vegetation that partly dries in summer.
         is_fallow = mode == FALLOW
         fcap = p.gmax * gpot[i]
@@ -279,7 +318,7 @@ def simulate_units(
             [is_crop, is_grass, is_fallow],
             [
                 p.bmax * ratio**1.3 + 0.5 * p.bmax * stand,
-                p.bmax * g * height,
+                p.bmax * g * height + realism.hay_water_kg * hay,
                 p.bmax * g + 0.3 * dry,
             ],
             0.25 * g + 0.05 * dry,
@@ -299,7 +338,15 @@ _ORDER = {
     EventKind.CATCH_CROP_SOWING: 4,
     EventKind.EMERGENCE: 5,
     EventKind.MOWING: 6,
+    EventKind.GRAZING: 7,
+    EventKind.AUTUMN_SENESCENCE: 7,
 }
+
+
+def _smoothstep(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    t = np.clip(x, 0.0, 1.0)
+    out: npt.NDArray[np.float64] = t * t * (3.0 - 2.0 * t)
+    return out
 
 
 def _apply(

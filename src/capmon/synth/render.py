@@ -9,7 +9,7 @@ each date then only looks the unit states up by label and adds per-pixel texture
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -186,8 +186,10 @@ def render_s2(
     cover: float,
     sun: tuple[float, float],
     rng: np.random.Generator,
+    haze: F32 | None = None,
 ) -> tuple[dict[str, F32], npt.NDArray[np.uint8], Sky]:
-    """Reflectances (10 m), SCL (20 m) and sky of one Sentinel-2 scene."""
+    """Reflectances (10 m), SCL (20 m) and sky of one Sentinel-2 scene; ``haze`` is the
+    residual haze no mask flags (:func:`capmon.synth.clouds.residual_haze`)."""
     i = states.index(day)
     u = scene.units
     green = np.clip(states.green[:, i][u] * scene.vigour, 0.0, 0.985)
@@ -195,6 +197,8 @@ def render_s2(
     flower = states.flower[:, i][u]
     surface = mix(green, dry, flower, scene.substrate, moisture, scene.brightness)
     sky = make_sky(rng, scene.grid.shape, cover, sun[0], sun[1], snow_depth, 1.0 - green)
+    if haze is not None:
+        sky = replace(sky, haze=haze)
     observed = apply_sky(surface, sky)
     noise = rng.standard_normal((len(BANDS), *scene.grid.shape), dtype=np.float32)
     for b, band in enumerate(BANDS):
@@ -215,14 +219,18 @@ def render_sigma0(
     incidence: float,
     pol: Polarisation,
     rng: np.random.Generator,
+    unit_noise_db: npt.NDArray[np.float64] | None = None,
 ) -> F32:
-    """Linear σ⁰ with speckle on the Sentinel-1 grid."""
+    """Linear σ⁰ with speckle on the Sentinel-1 grid; ``unit_noise_db`` is a per-unit change
+    of the acquisition (moisture, wind, the speckle of small real parcels)."""
     i = states.index(day)
     unit_sigma = sigma0(
         states.biomass[:, i].astype(float), states.rough[:, i].astype(float), moisture,
         unit_substrate, incidence, pol, snow_depth,
     )  # fmt: skip
     unit_sigma = unit_sigma * 10.0 ** (unit_offset_db / 10.0)
+    if unit_noise_db is not None:
+        unit_sigma = unit_sigma * 10.0 ** (unit_noise_db / 10.0)
     pixels = unit_sigma.astype(np.float32)[scene.units] * scene.brightness
     return np.maximum(speckle(rng, pixels), np.float32(1e-5))
 
@@ -237,14 +245,18 @@ def render_coherence(
     unit_substrate: npt.NDArray[np.int8],
     pol: Polarisation,
     rng: np.random.Generator,
+    unit_noise: npt.NDArray[np.float64] | None = None,
 ) -> F32:
-    """Coherence of the pair (first, second) on the Sentinel-1 grid."""
+    """Coherence of the pair (first, second) on the Sentinel-1 grid; ``unit_noise`` is a
+    per-unit change of the pair (wind, dew, the estimation noise of small real parcels)."""
     i1, i2 = states.index(first), states.index(second)
     change = np.exp(cumulative_change[:, i2] - cumulative_change[:, i1])
     unit_gamma = coherence(
         states.biomass[:, i1].astype(float), states.biomass[:, i2].astype(float), i2 - i1,
         change, rain_mm, unit_substrate, pol,
     )  # fmt: skip
+    if unit_noise is not None:
+        unit_gamma = np.clip(unit_gamma + unit_noise, 0.05, 0.95)
     return coherence_noise(rng, unit_gamma.astype(np.float32)[scene.units])
 
 

@@ -11,7 +11,10 @@ Coherence of a pair (t1, t2) multiplies a surface term (high on bare soil, slowl
 the interval), a volume term (vegetation decorrelates fast, more in VH), the surface changes
 made between the two dates (ploughing, sowing, harvest, cutting) and rain on either date, then
 adds the estimator bias of a finite window: values range from about 0.2 (dense crops, water)
-to 0.9 (bare soil, roads, buildings). A freshly mown meadow or a harvested field is coherent.
+to 0.9 (bare soil, roads, buildings). A harvested field is coherent; so is a mown meadow in
+the clean world, while in the calibrated one (:mod:`capmon.synth.realism`) the stubble, the
+lying swath and the haymaking days after a cut keep coherence and backscatter almost where
+they were, and per-parcel noise of the size seen on real plots is added by the renderer.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@
   grassland age and cover class describe the parcel's *land* (:func:`land_history`): a merged
   parcel follows its largest parent's, not the first parent's whose crops it is simulated with.
 * ``events.csv``: every field operation (sowing, emergence, harvest, mowing, ploughing,
-  catch_crop_sowing, catch_crop_destruction) with its date; ``year`` is the crop year it belongs
+  catch_crop_sowing, catch_crop_destruction, and grazing: the start of a week-long grazing
+  round, in a world with grazing) with its date; ``year`` is the crop year it belongs
   to (autumn sowings fall in the previous calendar year); ``part`` is ``main`` or ``patch``.
   The autumn operations of the next crop year are listed for the last year and for parcels not
   declared the next year (split or merged away), as the imagery of their last year shows them.
@@ -14,7 +15,8 @@
   < 0.15, residue < 0.2) or covered by dry residue/stubble (green < 0.2, residue >= 0.3), with
   the operation that started them.
 * ``s2_parcels_<year>.parquet``: per parcel and Sentinel-2 date, the true cover fractions,
-  noise-free NDVI and the clear (cloud/shadow/snow-free) share of its pixels.
+  noise-free NDVI (without the unflagged haze) and the clear (cloud/shadow/snow-free) share of
+  its pixels.
 * ``patches_<year>.gpkg``: the geometry of the second part of heterogeneous parcels.
 * ``parcel_changes.csv``: LPIS changes between years.
 """

@@ -18,6 +18,9 @@ Layout of the output folder::
     products/s1/<SEN4CAP_L2A_..._AMP|COHE.tif>
     truth/...                        see capmon.synth.truth
 
+How rough the world is (clouds and unflagged haze, cuts, grazing, senescence, radar noise) comes
+from a :class:`~capmon.synth.realism.Realism` profile: ``calibrated`` (default, calibrated on
+real Sentinel series, docs/synthetic-vs-real.md) or ``clean`` (smooth, for plumbing tests).
 Everything is drawn from random streams keyed by the seed, so the same arguments give the same
 world: identical truth tables and identical raster values. Product metadata times are derived
 from the acquisition times (no wall-clock time).
@@ -52,7 +55,7 @@ from shapely.geometry import mapping
 from capmon.errors import InputError, StorageError
 from capmon.grid import s2_tile
 from capmon.synth import sen4cap_files, truth
-from capmon.synth.clouds import scene_cloud_cover
+from capmon.synth.clouds import residual_haze, scene_cloud_cover
 from capmon.synth.formats.maja import write_maja
 from capmon.synth.formats.sen2cor import S2Acquisition, write_sen2cor_safe
 from capmon.synth.formats.sentinel1 import write_s1_amplitude, write_s1_coherence
@@ -64,6 +67,7 @@ from capmon.synth.management import (
     plan_rotations,
 )
 from capmon.synth.phenology import UnitStates, simulate_units
+from capmon.synth.realism import CALIBRATED, Realism, realism_profile
 from capmon.synth.render import (
     BACKGROUND_SUBSTRATE,
     N_BACKGROUND,
@@ -256,6 +260,7 @@ class WorldModel:
     first_year: int
     seed: int
     years: tuple[YearModel, ...]
+    realism: Realism = CALIBRATED
 
 
 def _check_arguments(
@@ -293,18 +298,22 @@ def build_world_model(
     wrong_declarations: float = 0.0,
     sentinel1: bool = True,
     defective_parcels: int = 0,
+    realism: Realism | str = CALIBRATED,
 ) -> WorldModel:
     """Simulate the landscape, the farming and the daily canopy states (nothing is written)."""
     _check_arguments(parcels, years, wrong_declarations, 5, 0.0, 6, first_year, defective_parcels)
+    profile = realism_profile(realism)
     window = make_window(s2_tile(tile), window_km)
     landscape = build_landscape(window, parcels, years, seed, defective_parcels=defective_parcels)
-    rotations = plan_rotations(landscape, first_year, seed)
+    rotations = plan_rotations(landscape, first_year, seed, profile)
     all_seasons = parcel_seasons(landscape, rotations, first_year, seed, wrong_declarations)
     weather = simulate_weather(seed, first_year - 2, first_year + years)
     models = []
     for index, seasons in enumerate(all_seasons):
-        models.append(_year_model(landscape, weather, first_year + index, seasons, seed, sentinel1))
-    return WorldModel(landscape, weather, first_year, seed, tuple(models))
+        models.append(
+            _year_model(landscape, weather, first_year + index, seasons, seed, sentinel1, profile)
+        )
+    return WorldModel(landscape, weather, first_year, seed, tuple(models), profile)
 
 
 def _year_model(
@@ -314,6 +323,7 @@ def _year_model(
     seasons: list[ParcelSeason],
     seed: int,
     sentinel1: bool,
+    realism: Realism,
 ) -> YearModel:
     n = len(seasons)
     unit_events: list[list[FieldEvent]] = []
@@ -352,7 +362,7 @@ def _year_model(
     keep = date(year - 1, 1, 1)
     parcel_states = simulate_units(
         unit_events + patch_units, first_crops + patch_first, weather, start,
-        date(year, 12, 31), keep,
+        date(year, 12, 31), keep, realism,
     )  # fmt: skip
     days = parcel_states.green.shape[1]
     background = background_states(keep, days)
@@ -569,8 +579,12 @@ def generate_world(
     site_id: int = 1,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    realism: Realism | str = CALIBRATED,
 ) -> SynthWorld:
     """Generate a synthetic season (or ``years`` seasons) into ``out_dir`` and describe it.
+
+    ``realism`` is how rough the world is: ``calibrated`` on real series (default) or
+    ``clean`` (see :mod:`capmon.synth.realism`).
 
     The folder is built next to ``out_dir`` and renamed at the end, so a failure leaves no
     half-written world. An existing non-empty ``out_dir`` is replaced only with ``overwrite``.
@@ -579,6 +593,7 @@ def generate_world(
                      s1_repeat_days, first_year, defective_parcels)  # fmt: skip
     if s2_format not in ("jp2", "cog"):
         raise InputError(f"s2_format must be 'jp2' or 'cog', not {s2_format!r}")
+    profile = realism_profile(realism)
     target = Path(out_dir).resolve()
     if target.exists() and not target.is_dir():
         raise InputError(f"out_dir {target} exists and is not a folder")
@@ -593,7 +608,7 @@ def generate_world(
     model = build_world_model(
         parcels=parcels, years=years, seed=seed, window_km=window_km, tile=tile,
         first_year=first_year, wrong_declarations=wrong_declarations, sentinel1=sentinel1,
-        defective_parcels=defective_parcels,
+        defective_parcels=defective_parcels, realism=profile,
     )  # fmt: skip
     report("simulating the landscape and the seasons", 1, 1)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -609,7 +624,7 @@ def generate_world(
                 "wrong_declarations": wrong_declarations, "revisit_days": revisit_days,
                 "cloud_fraction": cloud_fraction, "s1_repeat_days": s1_repeat_days,
                 "s2_format": s2_format, "maja": maja, "sentinel1": sentinel1,
-                "defective_parcels": defective_parcels,
+                "defective_parcels": defective_parcels, "realism": profile.name,
             },
         )  # fmt: skip
         retired = None
@@ -788,12 +803,16 @@ def _write_s2_year(
     for j, day in enumerate(dates):
         rng = stream(model.seed, "s2", ym.year, day.toordinal())
         zenith, azimuth = solar_position((day, hour), *lonlat)
-        cover = scene_cloud_cover(rng, cloud_fraction)
+        cover = scene_cloud_cover(rng, cloud_fraction, model.realism)
+        haze = residual_haze(
+            stream(model.seed, "haze", ym.year, day.toordinal()), ym.s2_scene.grid.shape,
+            model.realism,
+        )  # fmt: skip
         wi = weather.index(day)
         moisture = float(weather.soil_moisture[wi])
         snow = float(weather.snow_cover[wi])
         reflectance, scl, sky = render_s2(
-            ym.s2_scene, ym.states, day, moisture, snow, cover, (zenith, azimuth), rng
+            ym.s2_scene, ym.states, day, moisture, snow, cover, (zenith, azimuth), rng, haze
         )
         cloudy = float(np.isin(scl, (8, 9, 10)).mean()) * 100.0
         spacecraft = s2_spacecraft(ym.year, day, revisit_days)
@@ -867,11 +886,14 @@ def _write_s1_year(
             rain = float(max(weather.rain_mm[wi], weather.rain_mm[wp]))
             spacecraft = s1_spacecraft(day, anchor, repeat_days)
             orbit_direction: Literal["ASC", "DESC"] = "ASC" if direction == "ASC" else "DESC"
+            unit_rng = stream(model.seed, "s1-units", ym.year, relative_orbit, day.toordinal())
             for pol in ("VV", "VH"):
                 polarisation: Literal["VV", "VH"] = "VV" if pol == "VV" else "VH"
+                noise_db, noise_gamma = _s1_unit_noise(unit_rng, len(ym.unit_substrate),
+                                                       model.realism)  # fmt: skip
                 sigma = render_sigma0(
                     scene, ym.states, day, moisture, snow, ym.unit_substrate, ym.unit_offset_db,
-                    incidence, polarisation, rng,
+                    incidence, polarisation, rng, noise_db,
                 )  # fmt: skip
                 writer.submit(
                     write_s1_amplitude, s1_dir, site_id=site_id, polarisation=polarisation,
@@ -881,7 +903,7 @@ def _write_s1_year(
                 )  # fmt: skip
                 gamma = render_coherence(
                     scene, ym.states, change, previous, day, rain, ym.unit_substrate,
-                    polarisation, rng,
+                    polarisation, rng, noise_gamma,
                 )  # fmt: skip
                 writer.submit(
                     write_s1_coherence, s1_dir, site_id=site_id, polarisation=polarisation,
@@ -893,3 +915,20 @@ def _write_s1_year(
             done += 1
             report(f"Sentinel-1 {ym.year}", done, total)
     return written
+
+
+def _s1_unit_noise(
+    rng: np.random.Generator, units: int, realism: Realism
+) -> tuple[npt.NDArray[np.float64] | None, npt.NDArray[np.float64] | None]:
+    """Per-unit backscatter (dB) and coherence changes of one acquisition and polarisation:
+    a part shared by the scene plus a part of each unit (None when the profile has none)."""
+    noise_db = gamma = None
+    if realism.backscatter_noise_db > 0 or realism.backscatter_scene_db > 0:
+        noise_db = rng.normal(0.0, realism.backscatter_scene_db) + rng.normal(
+            0.0, realism.backscatter_noise_db, units
+        )
+    if realism.coherence_noise > 0 or realism.coherence_scene > 0:
+        gamma = rng.normal(0.0, realism.coherence_scene) + rng.normal(
+            0.0, realism.coherence_noise, units
+        )
+    return noise_db, gamma
