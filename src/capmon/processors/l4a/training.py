@@ -198,26 +198,18 @@ def min_node_size(rules: TrainingRules) -> int:
 def _model(rules: TrainingRules, seed: int) -> Any:
     weights = "balanced" if rules.balance == "weights" else None
     jobs = threads(rules.jobs)
-    if rules.classifier == "extratrees":
-        from sklearn.ensemble import ExtraTreesClassifier  # type: ignore[import-untyped]
-
-        return ExtraTreesClassifier(
-            n_estimators=rules.num_trees,
-            min_samples_split=min_node_size(rules),
-            max_features="sqrt",
-            bootstrap=False,
-            random_state=seed,
-            n_jobs=jobs,
-            class_weight=weights,
+    if rules.classifier in ("rf", "extratrees"):
+        from sklearn.ensemble import (  # type: ignore[import-untyped]
+            ExtraTreesClassifier,
+            RandomForestClassifier,
         )
-    if rules.classifier == "rf":
-        from sklearn.ensemble import RandomForestClassifier
 
-        return RandomForestClassifier(
+        forest = RandomForestClassifier if rules.classifier == "rf" else ExtraTreesClassifier
+        return forest(
             n_estimators=rules.num_trees,
             min_samples_split=min_node_size(rules),
             max_features="sqrt",
-            bootstrap=True,
+            bootstrap=rules.classifier == "rf",  # extra trees see every training row
             random_state=seed,
             n_jobs=jobs,
             class_weight=weights,
