@@ -417,25 +417,20 @@ def _users(client: TestClient) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("user", ["admin", VIEWER])
-def test_schemathesis_finds_no_failure_on_the_read_operations(
-    live_world: tuple[str, TestClient], tmp_path: Path, user: str
+@pytest.mark.parametrize(
+    "operations",
+    [READ_OPERATIONS, WRITE_OPERATIONS],
+    ids=["read operations", "site changes"],
+)
+def test_schemathesis_finds_no_failure_on_reads_and_site_changes(
+    live_world: tuple[str, TestClient], tmp_path: Path, user: str, operations: str
 ) -> None:
-    """Every GET (but jobs' and processes'), the token endpoints and POST /stac/search."""
+    """Every GET (but jobs' and processes'), the token endpoints and POST /stac/search; then
+    uploads, sites and seasons: created, changed and deleted (on the private copy)."""
     url, client = live_world
     tokens = _users(client)
     names = _known_names(client, {"Authorization": f"Bearer {tokens['admin']}"})
-    run_schemathesis(url, tokens[user], READ_OPERATIONS, tmp_path / "st", names, max_examples=8)
-
-
-@pytest.mark.parametrize("user", ["admin", VIEWER])
-def test_schemathesis_finds_no_failure_on_the_site_changes(
-    live_world: tuple[str, TestClient], tmp_path: Path, user: str
-) -> None:
-    """Uploads, sites and seasons: created, changed and deleted (on the private copy)."""
-    url, client = live_world
-    tokens = _users(client)
-    names = _known_names(client, {"Authorization": f"Bearer {tokens['admin']}"})
-    run_schemathesis(url, tokens[user], WRITE_OPERATIONS, tmp_path / "st", names, max_examples=8)
+    run_schemathesis(url, tokens[user], operations, tmp_path / "st", names, max_examples=8)
 
 
 @pytest.mark.parametrize("user", ["admin", VIEWER])
