@@ -11,17 +11,20 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from capmon.orchestrator.execute import ClusterSpec
 from capmon.service.app import WEB_ASSETS
 from capmon.sites import get_season, get_site
 from capmon.workspace import open_workspace
 from tests.service.conftest import (  # noqa: F401 (service_world is a fixture)
+    PASSWORD,
     SEASON,
     LiveService,
     ServiceWorld,
@@ -110,3 +113,47 @@ def save_screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+@contextmanager
+def watched_tab(
+    browser: Browser, service_url: str, *, console: bool = False, timeout_ms: int = 60_000
+) -> Iterator[Page]:
+    """A fresh 1366 x 768 tab; on leaving, no JavaScript error (with ``console``, no console
+    error either: an invalid ``pattern`` attribute is one) and no request that left the
+    service (no CDN, no remote fonts, glyphs or basemap)."""
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(timeout_ms)
+    opened = context.new_page()
+    errors: list[str] = []
+    elsewhere: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    if console:
+        opened.on(
+            "console",
+            lambda message: errors.append(message.text) if message.type == "error" else None,
+        )
+    opened.on(
+        "request",
+        lambda request: (
+            None
+            if request.url.startswith((service_url + "/", "data:", "blob:"))
+            else elsewhere.append(request.url)
+        ),
+    )
+    yield opened
+    context.close()
+    # The service answers some checks with 4xx on purpose; the browser logs those as
+    # "Failed to load resource": only other errors count.
+    errors = [e for e in errors if not e.startswith("Failed to load resource")]
+    assert not errors, f"JavaScript or console errors: {errors}"
+    assert not elsewhere, f"requests outside the service: {elsewhere}"
+
+
+def sign_in(page: Page, service: UiService, target: str = "") -> None:
+    """Sign in as admin through the login page, then go to ``target`` (a UI route)."""
+    page.goto(f"{service.url}/ui/#/login" + (f"?next={quote(target)}" if target else ""))
+    page.get_by_label("Login").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()

@@ -29,7 +29,7 @@ from capmon.parcels import LutFormat, import_lut
 from capmon.parcels.hcat3_classes import hcat3_classes
 from capmon.workspace import open_workspace
 from tests.service.conftest import PASSWORD, SEASON, ServiceWorld
-from tests.web.conftest import VIEWPORT, UiService
+from tests.web.conftest import VIEWPORT, UiService, sign_in, watched_tab
 
 TIMEOUT_MS = 60_000
 expect.set_options(timeout=20_000)
@@ -37,41 +37,10 @@ expect.set_options(timeout=20_000)
 
 @pytest.fixture
 def page(browser: Browser, ui_service: UiService) -> Iterator[Page]:
-    """A fresh 1366 x 768 tab; after the test, no JavaScript error, no console error (an
-    invalid ``pattern`` attribute is one) and no request that left the service."""
-    context = browser.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(TIMEOUT_MS)
-    opened = context.new_page()
-    errors: list[str] = []
-    elsewhere: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.on(
-        "console",
-        lambda message: errors.append(message.text) if message.type == "error" else None,
-    )
-    opened.on(
-        "request",
-        lambda request: (
-            None
-            if request.url.startswith((ui_service.url + "/", "data:", "blob:"))
-            else elsewhere.append(request.url)
-        ),
-    )
-    yield opened
-    context.close()
-    # The service answers some checks with 4xx on purpose; the browser logs those as
-    # "Failed to load resource": only other errors count.
-    errors = [e for e in errors if not e.startswith("Failed to load resource")]
-    assert not errors, f"JavaScript or console errors: {errors}"
-    assert not elsewhere, f"requests outside the service: {elsewhere}"
-
-
-def sign_in(page: Page, service: UiService, target: str) -> None:
-    page.goto(f"{service.url}/ui/#/login?next={quote(target)}")
-    page.get_by_label("Login").fill("admin")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    """A fresh 1366 x 768 tab; after the test, no JavaScript or console error and no request
+    that left the service."""
+    with watched_tab(browser, ui_service.url, console=True, timeout_ms=TIMEOUT_MS) as opened:
+        yield opened
 
 
 LAYOUT = """() => {

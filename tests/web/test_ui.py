@@ -9,7 +9,6 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -17,7 +16,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.service.conftest import PASSWORD, SEASON, ServiceWorld
-from tests.web.conftest import VIEWPORT, UiService, save_screenshot
+from tests.web.conftest import VIEWPORT, UiService, save_screenshot, sign_in, watched_tab
 
 TIMEOUT_MS = 60_000
 expect.set_options(timeout=20_000)
@@ -28,33 +27,9 @@ MAP_BACKGROUND = (244, 242, 236)
 @pytest.fixture
 def page(browser: Browser, ui_service: UiService) -> Iterator[Page]:
     """A fresh browser tab; after the test, no JavaScript error and no request that left the
-    service (no CDN, no remote fonts, glyphs or basemap)."""
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    opened = context.new_page()
-    errors: list[str] = []
-    elsewhere: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.on(
-        "request",
-        lambda request: (
-            None
-            if request.url.startswith((ui_service.url + "/", "data:", "blob:"))
-            else elsewhere.append(request.url)
-        ),
-    )
-    yield opened
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
-    assert not elsewhere, f"requests outside the service: {elsewhere}"
-
-
-def sign_in(page: Page, service: UiService, target: str = "") -> None:
-    page.goto(f"{service.url}/ui/#/login" + (f"?next={quote(target)}" if target else ""))
-    page.get_by_label("Login").fill("admin")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    service."""
+    with watched_tab(browser, ui_service.url, console=False, timeout_ms=TIMEOUT_MS) as opened:
+        yield opened
 
 
 def test_sign_in_refuses_a_wrong_password_then_signs_in(page: Page, ui_service: UiService) -> None:
