@@ -5,30 +5,17 @@ learned method with a model trained on the *other* region (leave one region out)
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import geopandas as gpd
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("l4b_real", ROOT / "benchmarks" / "l4b_real.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses need their module registered
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_scripts import load_benchmark
 
 
 def test_real_plots_of_one_region_year_are_scored(shared_data: Path, tmp_path: Path) -> None:
     data = shared_data / "mowing_gmd_dev"
-    bench = _benchmark()
+    bench = load_benchmark("l4b_real")
     models = bench.train_models(data, ["LR"], [2021, 2022, 2023], tmp_path, tmp_path / "models")
     run = bench.run_region_year(data, "NB", 2022, tmp_path, models)
     checks = gpd.read_file(data / "GMI_Long_LR_NB.gpkg")

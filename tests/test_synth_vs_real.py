@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "synth_vs_real", ROOT / "benchmarks" / "synth_vs_real.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_scripts import load_benchmark
 
 
 def test_a_known_cut_and_noise_are_measured() -> None:
@@ -39,7 +22,7 @@ def test_a_known_cut_and_noise_are_measured() -> None:
                       "count": 9, "orbit": 175, "date_first": pairs - pd.Timedelta(days=12)}),
     ], ignore_index=True)  # fmt: skip
     cuts = pd.DataFrame({"parcel_id": [1], "date": [pd.Timestamp("2024-06-08")]})
-    figures = _module().measure(rows, cuts, 2024)
+    figures = load_benchmark("synth_vs_real").measure(rows, cuts, 2024)
     assert figures["clear NDVI observations"] == [float(len(days))]
     assert figures["cut: NDVI drop"] == [pytest.approx(0.30)]
     assert figures["cut: regrowth"] == [pytest.approx(0.25)]
