@@ -8,18 +8,21 @@ means (class sizes from a Zipf-like law, as in real declarations), runs
 or with ``--balance smote`` Sen4CAP's SMOTE to 1000; the three split strategies) and prints
 the time of each step and the accuracy.
 
-``python benchmarks/l4a.py --real corsica|flanders [--classifier ...]`` measures on the real
-WorldCereal development data (``../shared/data/worldcereal_dev``, imported with ``capmon mdb
-import``'s ``worldcereal-month`` spec): stratified 5-fold out-of-fold predictions over the parcels
-of the classes with >= 10 samples, capmon's L4A (every parcel cross-predicted:
-``sample_ratio_l=1``) next to a plain random forest on monthly medians of NDVI, B04, B08, B11,
-VV, VH, printing OA, macro-F1, kappa, parcels and seconds of both.
+``python benchmarks/l4a.py --real corsica|flanders|PATH [--classifier ...]`` measures on the real
+WorldCereal development data (``../shared/data/worldcereal_dev``), or on another WorldCereal
+monthly extraction at PATH, imported with ``capmon mdb import``'s ``worldcereal-month`` spec:
+stratified 5-fold out-of-fold predictions over the parcels of the classes with >= 10 samples,
+capmon's L4A (every parcel cross-predicted:
+``sample_ratio_l=1``) without and with the samples' terrain and weather as parcel attributes
+(``attributes``: the DEM's elevation and slope, AgERA5's precipitation and temperature) next to a
+plain random forest on monthly medians of NDVI, B04, B08, B11, VV, VH, printing OA, macro-F1,
+kappa, parcels and seconds of each.
 
 ``python benchmarks/l4a.py --tune-on corsica --report-on flanders`` (or the other way round)
-chooses among :data:`GRID` (capmon's random forest with and without temporal descriptors or
-class weights, cheap LightGBM settings) by OA + macro-F1 out-of-fold on the first set, then
-runs the choice on the second set, which the choice never saw, next to capmon's default and
-the plain random forest (same protocol as ``--real``).
+chooses among :data:`GRID` (capmon's random forest and extremely randomised trees with and
+without temporal descriptors, class weights or attributes, cheap LightGBM settings) by OA +
+macro-F1 out-of-fold on the first set, then runs the choice on the second set, which the choice
+never saw, next to capmon's default and the plain random forest (same protocol as ``--real``).
 """
 
 from __future__ import annotations
@@ -62,12 +65,23 @@ REAL = {
     "flanders": "2021_BEL_flanders_month.parquet",
 }
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "worldcereal_dev"
+# The per-sample terrain and weather of the WorldCereal extractions, given to L4A as parcel
+# attributes (``--attributes``): the DEM's elevation and slope, AgERA5's monthly precipitation and
+# mean temperature (averaged over the sample's months; units as in the source, x100).
+ATTRIBUTE_COLUMNS = {
+    "elevation": "elevation",
+    "slope": "slope",
+    "AGERA5-PRECIP": "precipitation",
+    "AGERA5-TMEAN": "temperature",
+}
+ATTRIBUTES = list(ATTRIBUTE_COLUMNS.values())
 # The candidates of --tune-on, fixed before looking at any figure: capmon's random forest with
 # and without the temporal descriptors, and cheap LightGBM settings (few leaves, few rounds,
 # 30 % of the features per tree, class weights), plus (added after a first round) both
 # classifiers without class weights, and (added in a third round, after seeing both sets'
-# figures for the others) extremely randomised trees with and without class weights. Chosen by
-# OA + macro-F1 on the tuning set.
+# figures for the others) extremely randomised trees with and without class weights, and (a
+# fourth round, after seeing both sets' figures with attributes) the parcels' terrain and weather
+# attributes with the forests and LightGBM. Chosen by OA + macro-F1 on the tuning set.
 GRID: dict[str, dict[str, object]] = {
     "rf": {"classifier": "rf"},
     "rf, no descriptors": {"classifier": "rf", "descriptors": False},
@@ -75,6 +89,17 @@ GRID: dict[str, dict[str, object]] = {
     "lightgbm, no class weights": {"classifier": "lightgbm", "balance": "none"},
     "extratrees": {"classifier": "extratrees"},
     "extratrees, no class weights": {"classifier": "extratrees", "balance": "none"},
+    "rf, attributes": {"classifier": "rf", "attributes": ATTRIBUTES},
+    "rf, no class weights, attributes": {
+        "classifier": "rf", "balance": "none", "attributes": ATTRIBUTES,
+    },
+    "extratrees, attributes": {"classifier": "extratrees", "attributes": ATTRIBUTES},
+    "extratrees, no class weights, attributes": {
+        "classifier": "extratrees", "balance": "none", "attributes": ATTRIBUTES,
+    },
+    "lightgbm, no class weights, attributes": {
+        "classifier": "lightgbm", "balance": "none", "attributes": ATTRIBUTES,
+    },
     **{
         f"lightgbm leaves {leaves} min {least} rounds {rounds}": {
             "classifier": "lightgbm", "num_leaves": leaves, "min_node_size": least,
@@ -124,22 +149,38 @@ class RealSet:
         return self.labels.to_numpy(np.int64)
 
 
+def source_of(name: str) -> Path:
+    """A development set's file (``corsica``, ``flanders``) or the path of another WorldCereal
+    monthly extraction (``*_month.parquet``), e.g. of another country."""
+    if name in REAL:
+        return SHARED / REAL[name]
+    path = Path(name)
+    if not path.is_file():
+        raise SystemExit(f"{name}: neither {' nor '.join(sorted(REAL))} nor a file")
+    return path
+
+
 def load(name: str, folder: Path) -> RealSet:
-    """Import a WorldCereal set with ``capmon mdb import``'s ``worldcereal-month`` spec."""
+    """Import a WorldCereal set with ``capmon mdb import``'s ``worldcereal-month`` spec; the
+    samples' terrain and weather columns (those present) become parcel attributes."""
     import capmon
     from capmon.mdb.imports import import_statistics, load_spec, parcel_id_map
 
-    source = SHARED / REAL[name]
+    source = source_of(name)
     raw = pd.read_parquet(source)
     sizes = raw.groupby("sample_id")["ewoc_code"].first().value_counts()
     big = sizes[sizes >= 10].index
     raw = raw[raw["ewoc_code"].isin(big)]
     labels = raw.groupby("sample_id")["ewoc_code"].first().astype("int64")
-    root = folder / name
+    root = folder / source.stem
     import_statistics([source], root, load_spec("worldcereal-month"))
     ids = parcel_id_map(root)
     assert ids is not None
     s1 = (raw["S1-SIGMA0-VV"] != 65535).groupby(raw["sample_id"]).sum()
+    present = {c: n for c, n in ATTRIBUTE_COLUMNS.items() if c in raw.columns}
+    columns = raw[list(present)]
+    ancillary = columns.astype("float64").where(columns != 65535)
+    attributes = ancillary.groupby(raw["sample_id"]).mean().reindex(labels.index)
     parcels = pd.DataFrame(
         {
             "NewID": [ids[str(s)] for s in labels.index],
@@ -151,12 +192,14 @@ def load(name: str, folder: Path) -> RealSet:
             "S2Pix": 100,
             "S1Pix": s1.reindex(labels.index).to_numpy(np.int64),
         }
+        | {name: attributes[column].to_numpy() for column, name in present.items()}
     )
     lut = pd.DataFrame(
         {"ori_crop": big, "lc": 1, "ctnuml4a": np.arange(1, len(big) + 1),
          "ctl4a": [str(c) for c in big]}
     )  # fmt: skip
-    print(f"{name}: {len(labels)} parcels of {len(big)} classes with >= 10 samples")
+    print(f"{name}: {len(labels)} parcels of {len(big)} classes with >= 10 samples; "
+          f"attributes: {', '.join(present.values()) or 'none'}")  # fmt: skip
     return RealSet(name, raw, labels, capmon.open_mdb(root), parcels, lut)
 
 
@@ -202,6 +245,8 @@ def capmon_l4a(
     """capmon's L4A; a parcel it leaves out (no observation at all) counts as an error."""
     from capmon.processors.l4a import classify_crops
 
+    present = [a for a in parameters.attributes if a in data.parcels.columns]
+    parameters = parameters.model_copy(update={"attributes": present})
     if features is None:
         result = classify_crops(data.mdb, data.parcels, data.lut, parameters)
     else:
@@ -213,22 +258,30 @@ def capmon_l4a(
 
 
 def real(name: str, classifier: str, jobs: int, balance: str) -> None:
-    """capmon's L4A and the plain random forest, out-of-fold, on a WorldCereal set."""
+    """capmon's L4A without and with the parcels' terrain and weather attributes, and the plain
+    random forest, out-of-fold, on a WorldCereal set."""
     with tempfile.TemporaryDirectory() as folder:
         data = load(name, Path(folder))
         started = time.perf_counter()
         baseline = plain_forest(data, jobs)
         print(f"  plain RF on monthly medians: {scores(data.codes, baseline)}, "
               f"{time.perf_counter() - started:.1f} s")  # fmt: skip
-        started = time.perf_counter()
-        codes, result = capmon_l4a(data, parameters_of({"classifier": classifier}, jobs, balance))
-        seconds = time.perf_counter() - started
-    left_out = int((codes == -1).sum())
-    print(f"  capmon L4A ({classifier}, balance {balance}): {scores(data.codes, codes)} "
-          f"(left out, as errors: {left_out}; from S2 only: {result.counts.get('s2_only', 0)}, "
-          f"from S1 only: {result.counts.get('s1_only', 0)}), {seconds:.1f} s")  # fmt: skip
-    print(f"    its own report: OA {result.overall_accuracy:.3f}, macro-F1 {result.macro_f1:.3f}, "
-          f"kappa {result.kappa:.3f} on {result.evaluated} parcels")  # fmt: skip
+        present = [a for a in ATTRIBUTES if a in data.parcels.columns]
+        for attributes in ([], present) if present else ([],):
+            started = time.perf_counter()
+            config: dict[str, object] = {"classifier": classifier, "attributes": attributes}
+            codes, result = capmon_l4a(data, parameters_of(config, jobs, balance))
+            seconds = time.perf_counter() - started
+            left_out = int((codes == -1).sum())
+            print(f"  capmon L4A ({classifier}, balance {balance}"
+                  f"{', attributes ' + ','.join(attributes) if attributes else ''}): "
+                  f"{scores(data.codes, codes)} "
+                  f"(left out, as errors: {left_out}; from S2 only: "
+                  f"{result.counts.get('s2_only', 0)}, from S1 only: "
+                  f"{result.counts.get('s1_only', 0)}), {seconds:.1f} s")  # fmt: skip
+            print(f"    its own report: OA {result.overall_accuracy:.3f}, macro-F1 "
+                  f"{result.macro_f1:.3f}, kappa {result.kappa:.3f} on {result.evaluated} "
+                  "parcels")  # fmt: skip
 
 
 def tune(tune_on: str, report_on: str, jobs: int) -> None:
@@ -279,10 +332,11 @@ def main() -> None:
     parser.add_argument("--no-cross-prediction", action="store_true")
     parser.add_argument("--jobs", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--real", choices=sorted(REAL), default=None)
+    where = f"{' or '.join(sorted(REAL))}, or the path of a WorldCereal *_month.parquet"
+    parser.add_argument("--real", default=None, help=where)
     parser.add_argument("--balance", choices=["weights", "smote", "none"], default="weights")
-    parser.add_argument("--tune-on", choices=sorted(REAL), default=None)
-    parser.add_argument("--report-on", choices=sorted(REAL), default=None)
+    parser.add_argument("--tune-on", default=None, help=where)
+    parser.add_argument("--report-on", default=None, help=where)
     args = parser.parse_args()
     if args.tune_on or args.report_on:
         if not (args.tune_on and args.report_on) or args.tune_on == args.report_on:

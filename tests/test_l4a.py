@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from capmon.errors import InputError
+from capmon.errors import ColumnError, InputError
 from capmon.processors.l4a import (
     CLASSIF_VALUES,
     FeatureSettings,
@@ -25,6 +25,7 @@ from capmon.processors.l4a import (
     build_features,
     classify_crops,
     classify_features,
+    read_attributes,
 )
 from capmon.processors.l4a import training as training_module
 from capmon.processors.l4a.features import (
@@ -715,3 +716,112 @@ def test_each_classifier_has_its_own_smallest_node_unless_given() -> None:
     with pytest.raises(ValueError, match="min_node_size"):
         L4AParameters(min_node_size=1)
     assert L4AParameters(classifier="extratrees").training_rules().min_node_size is None
+
+
+# -- parcel attributes (terrain, weather) as features ------------------------------------------
+
+
+def _same_series_world() -> World:
+    """Three classes whose series are all the same (one wheat parcel's), so only an attribute
+    can tell them apart: each class has its own elevation band."""
+    table = parcels({1: 30, 2: 30, 3: 30})
+    one = series(table.iloc[:1])
+    rows = pd.concat([one.assign(parcel_id=int(i)) for i in table["NewID"]], ignore_index=True)
+    declared = table["ori_crop"].astype("int64").map({311: 0.0, 201: 1.0, 60: 2.0})
+    rng = np.random.default_rng(3)
+    table["elevation"] = 100.0 + 400.0 * declared.to_numpy() + rng.normal(0, 20, len(table))
+    table["slope"] = rng.uniform(0, 5, len(table))
+    return table, rows
+
+
+def test_parcel_attributes_are_features_of_every_model() -> None:
+    table, rows = _same_series_world()
+    with pytest.raises(InputError, match="every L4A feature is constant"):
+        classify_crops(rows, table, lut(), fast())  # the series alone tell nothing
+    seen = classify_crops(rows, table, lut(), fast(attributes=["elevation", "slope"]))
+    assert seen.overall_accuracy > 0.95
+    assert {"XX_A_elevation", "XX_A_slope"} <= set(seen.features.features.columns)
+    assert seen.features.groups["attributes"] == 2
+    # parcels without Sentinel-1 are classified by the S2 model, which has the attributes too
+    no_s1 = [3, 33, 63]
+    radar = rows["signal"].isin(["AMP_VV", "AMP_VH", "COHE_VV", "COHE_VH"])
+    observed = rows[~(radar & rows["parcel_id"].isin(no_s1))]
+    fallback = classify_crops(observed, table, lut(), fast(attributes=["elevation"]))
+    by_id = fallback.parcels.set_index("NewID")
+    assert by_id.loc[no_s1, "Predicted_by"].str.startswith("S2 ").all()
+    assert (by_id.loc[no_s1, "CT_pred_1"] == by_id.loc[no_s1, "CT_decl"]).all()
+    assert fallback.counts["s2_only"] == 3
+
+
+def test_parcel_attributes_bad_input_is_named(features_both: FeatureTable, world: World) -> None:
+    table, _rows = world
+    with pytest.raises(ColumnError, match="lack the attribute columns elevation"):
+        classify_features(features_both, table, lut(), fast(attributes=["elevation"]))
+    text = table.assign(elevation=["high" if i == 7 else "12.5" for i in table["NewID"]])
+    with pytest.raises(InputError, match=r"attribute 'elevation' of parcel NewID 7: 'high'"):
+        classify_features(features_both, text, lut(), fast(attributes=["elevation"]))
+    infinite = table.assign(elevation=np.where(table["NewID"] == 9, np.inf, 1.0))
+    with pytest.raises(InputError, match="NewID 9: inf is not a finite number"):
+        classify_features(features_both, infinite, lut(), fast(attributes=["elevation"]))
+    empty = table.assign(elevation=np.nan)
+    with pytest.raises(InputError, match="'elevation': no parcel has a value"):
+        classify_features(features_both, empty, lut(), fast(attributes=["elevation"]))
+    with pytest.raises(ValueError, match="empty column name"):
+        fast(attributes=["elevation", " "])
+    assert fast(attributes=["slope", " slope", "elevation"]).attributes == ["slope", "elevation"]
+
+
+def test_missing_attribute_values_take_the_median(
+    features_both: FeatureTable, world: World
+) -> None:
+    table, _rows = world
+    gappy = table.assign(elevation=np.where(table["NewID"] <= 2, np.nan, table["NewID"] * 1.0))
+    result = classify_features(features_both, gappy, lut(), fast(attributes=["elevation"]))
+    values = result.features.features["XX_A_elevation"]
+    median = float(np.median(np.arange(3, 91)))
+    assert values.loc[[1, 2]].tolist() == [median, median]
+    assert values.loc[50] == 50.0
+    assert any("given the median: elevation (2)" in note for note in result.notes)
+
+
+def test_attributes_file_joins_on_the_parcel_ids(tmp_path: Any) -> None:
+    table = parcels({1: 3, 2: 3})
+    csv = tmp_path / "terrain.csv"
+    csv.write_text("ori_id;elevation;slope;land\nP1;100;2.5;a\nP2;;1;b\nP9;5;5;c\n")
+    joined = read_attributes(csv, table)
+    assert joined.names == ("elevation", "slope")  # every numeric column, not the text one
+    by_id = joined.parcels.set_index("NewID")
+    assert by_id.loc[1, "elevation"] == 100
+    assert np.isnan(by_id.loc[2, "elevation"])
+    assert np.isnan(by_id.loc[3, "slope"])
+    assert joined.notes == (
+        "4 parcel(s) not in the attributes file terrain.csv",
+        "1 row(s) of the attributes file terrain.csv: not parcels of the run",
+    )
+    by_new_id = tmp_path / "by-id.parquet"
+    pd.DataFrame({"NewID": [6, 5], "elevation": [1.0, 2.0]}).to_parquet(by_new_id)
+    joined = read_attributes(by_new_id, table, ["elevation"])
+    assert joined.parcels.set_index("NewID").loc[[5, 6], "elevation"].tolist() == [2.0, 1.0]
+
+
+def test_attributes_file_errors_name_the_file_and_row(tmp_path: Any) -> None:
+    table = parcels({1: 3})
+    cases = {
+        "twice.csv": (
+            "ori_id,elevation\nP1,1\nP2,2\nP1,3\n",
+            r"row 4: ori_id 'P1' is also in "
+            "row 2",
+        ),
+        "blank.csv": ("ori_id,elevation\nP1,1\n,2\n", r"blank.csv: row 3: empty ori_id"),
+        "other.csv": ("ori_id,elevation\nX1,1\n", r"none of its 1 ori_id values is a parcel"),
+        "text.csv": ("ori_id,land\nP1,a\n", r"text.csv: no numeric column"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InputError, match=message):
+            read_attributes(tmp_path / name, table)
+    with pytest.raises(InputError, match=r"missing.csv: attributes file not found"):
+        read_attributes(tmp_path / "missing.csv", table)
+    (tmp_path / "terrain.xlsx").write_text("x")
+    with pytest.raises(InputError, match="CSV or Parquet"):
+        read_attributes(tmp_path / "terrain.xlsx", table)

@@ -83,3 +83,28 @@ def test_flanders_out_of_fold_predictions_and_honest_metrics(
     assert not np.isnan(per_class).any()
     assert result.macro_f1 == pytest.approx(per_class.mean())
     assert result.accuracy_warning is None  # 82 parcels, >= 12 per class
+
+
+def test_flanders_terrain_and_weather_attributes_reach_the_model(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The samples' DEM elevation and slope and AgERA5 weather, as parcel attributes."""
+    mdb, parcels, lut = _inputs(shared_data, tmp_path)
+    source = shared_data / "worldcereal_dev" / "2021_BEL_flanders_month.parquet"
+    raw = pd.read_parquet(source, columns=["sample_id", "elevation", "slope", "AGERA5-PRECIP"])
+    ids = parcel_id_map(tmp_path / "mdb")
+    assert ids is not None
+    means = raw.groupby("sample_id").mean()
+    means.index = [ids[str(s)] for s in means.index]
+    parcels = parcels.join(means, on="NewID").rename(columns={"AGERA5-PRECIP": "precipitation"})
+    parameters = L4AParameters(
+        num_trees=50, sample_ratio_l=1.0, jobs=1, attributes=["elevation", "slope", "precipitation"]
+    )
+    result = classify_crops(mdb, parcels, lut, parameters)
+    features = result.features.features
+    assert {"XX_A_elevation", "XX_A_slope", "XX_A_precipitation"} <= set(features.columns)
+    assert features.loc[parcels["NewID"], "XX_A_elevation"].to_numpy() == pytest.approx(
+        parcels["elevation"].to_numpy()
+    )
+    assert result.evaluated == 82
+    assert result.parcels["CT_pred_1"].notna().all()

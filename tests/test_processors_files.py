@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -266,6 +267,33 @@ def test_l4a_on_files_needs_crop_codes_and_a_lut(inputs: dict[str, Path], tmp_pa
     assert any(
         p.name.startswith("Parcels_all_with_predictions_") for p in (tmp_path / "a").iterdir()
     )
+
+
+def test_l4a_on_files_with_an_attributes_file(inputs: dict[str, Path], tmp_path: Path) -> None:
+    fast = {"num_trees": 20, "pa_min": 5, "folds": 3, "jobs": 1}
+    plots = gpd.read_file(inputs["parcels"])
+    table = pd.DataFrame({"ori_id": plots["PLOTID"].astype(str).iloc[:-3],
+                          "elevation": np.linspace(10, 500, len(plots) - 3),
+                          "note": "x"})  # fmt: skip
+    table.to_csv(tmp_path / "terrain.csv", index=False, sep=";")
+    common = {"lut": inputs["lut"], "crop_code_col": "CROP", **_files(inputs), **fast}
+    plain = run_processor("l4a", out=tmp_path / "plain", **common)
+    result = run_processor(
+        "l4a", out=tmp_path / "a", attributes_file=tmp_path / "terrain.csv", **common
+    )
+    # every numeric column of the file (not the text one), for every parcel
+    assert result.figures["features"] == plain.figures["features"] + 1
+    stored = pd.read_parquet(tmp_path / "a" / "features.parquet")
+    assert stored["XX_A_elevation"].notna().all()  # the 3 parcels not in the file: the median
+    assert "XX_A_note" not in stored.columns
+    table.rename(columns={"ori_id": "plot"}).to_csv(tmp_path / "no-id.csv", index=False)
+    with pytest.raises(ColumnError, match=r"no-id.csv: no parcel id column"):
+        run_processor("l4a", out=tmp_path / "b", attributes_file=tmp_path / "no-id.csv", **common)
+    with pytest.raises(ColumnError, match=r"terrain.csv: no column slope"):
+        run_processor("l4a", out=tmp_path / "c", attributes_file=tmp_path / "terrain.csv",
+                      attributes=["slope"], **common)  # fmt: skip
+    assert not (tmp_path / "b").exists()
+    assert not (tmp_path / "c").exists()
 
 
 def test_l4c_on_files_needs_a_practice_table(inputs: dict[str, Path], tmp_path: Path) -> None:

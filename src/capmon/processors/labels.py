@@ -93,6 +93,8 @@ PROCESSOR_LABELS: Mapping[str, Mapping[str, ParameterLabel]] = {
         "classifier": L("Classifier"),
         "until": L("Use acquisitions up to"),
         "lc": L("Land-cover classes classified (LUT lc)"),
+        "attributes": L("Parcel attributes used as features (columns)"),
+        "attributes_file": L("Parcel attributes file (CSV or Parquet)"),
         "min_s2_pix": L("Minimum Sentinel-2 pixels of a parcel", "pixels"),
         "min_s1_pix": L("Minimum Sentinel-1 pixels of a parcel", "pixels"),
         "best_s2_pix": L("Sentinel-2 pixels of a calibration parcel", "pixels"),

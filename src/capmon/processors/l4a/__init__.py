@@ -6,6 +6,7 @@ the ``l4a`` processor (``capmon run l4a SITE SEASON``) does both on a workspace'
 registers the product in the catalogue.
 """
 
+from capmon.processors.l4a.attributes import AttributesFile, read_attributes
 from capmon.processors.l4a.classify import (
     CLASSIF_VALUES,
     ExcludedClass,
@@ -20,6 +21,7 @@ from capmon.processors.l4a.training import TrainingRules
 
 __all__ = [
     "CLASSIF_VALUES",
+    "AttributesFile",
     "ExcludedClass",
     "FeatureSettings",
     "FeatureTable",
@@ -30,5 +32,6 @@ __all__ = [
     "classify_crops",
     "classify_features",
     "product_files",
+    "read_attributes",
     "write_l4a_product",
 ]

@@ -39,6 +39,7 @@ import pandas as pd
 
 from capmon.errors import ColumnError, InputError
 from capmon.parcels.codes import crop_key
+from capmon.processors.l4a.attributes import PREFIX, with_attributes
 from capmon.processors.l4a.features import FeatureTable, SeriesSource, build_features
 from capmon.processors.l4a.parameters import L4AParameters
 from capmon.processors.l4a.training import (
@@ -202,6 +203,7 @@ def classify_features(
     rules = parameters.training_rules()
     say = progress or (lambda _fraction, _message: None)
     table, missing_codes = _parcel_table(parcels, lut)
+    features = with_attributes(features, parcels, parameters.attributes)
     complete = features.complete.reindex(table["NewID"].to_numpy(), fill_value=False)
     reasons = features.missing.reindex(table["NewID"].to_numpy())
     table["classif"] = pd.Series(pd.NA, index=table.index, dtype="string")
@@ -224,14 +226,17 @@ def classify_features(
     fail(table["S2Pix"] < min_s2, NOT_MIN_S2, f"S2Pix below min_s2_pix {min_s2}")
     matrix = features.features.reindex(table["NewID"].to_numpy()).to_numpy(np.float64)
     optical = np.asarray(["_s2_" in c for c in features.features.columns], dtype=bool)
+    # the parcels' attributes enter every model; the sensors' features decide the fallbacks
+    attribute = np.asarray([c.startswith(PREFIX) for c in features.features.columns], dtype=bool)
+    radar = ~optical & ~attribute
     fallback = np.zeros(len(table), dtype=bool)  # no Sentinel-1: the S2 model
     fallback_s1 = np.zeros(len(table), dtype=bool)  # no Sentinel-2: the S1 model
     has_s2 = np.ones(len(table), dtype=bool)
     has_s1 = np.ones(len(table), dtype=bool)
-    if parameters.mode == "both" and optical.any() and (~optical).any():
+    if parameters.mode == "both" and optical.any() and radar.any():
         # a parcel observed by one sensor only falls back to a model on that sensor's features
         has_s2 = ~np.isnan(matrix[:, optical]).any(axis=1)
-        has_s1 = ~np.isnan(matrix[:, ~optical]).any(axis=1) & (table["S1Pix"].to_numpy() >= min_s1)
+        has_s1 = ~np.isnan(matrix[:, radar]).any(axis=1) & (table["S1Pix"].to_numpy() >= min_s1)
         fail(
             ~has_s2 & ~has_s1,
             NOT_OBSERVED,
@@ -299,7 +304,7 @@ def classify_features(
         every = np.ones(len(optical), dtype=bool)
         runs = [(every, both, train & both, "")] if (both & eligible).any() else []
         if fallback.any():
-            runs.append((optical, fallback, train & has_s2, "S2 "))
+            runs.append((optical | attribute, fallback, train & has_s2, "S2 "))
             notes.append(
                 f"{int(fallback.sum())} parcel(s) without Sentinel-1 classified by a model on "
                 "Sentinel-2 features only"
@@ -311,7 +316,7 @@ def classify_features(
                 predicted &= ~fallback_s1
                 validation &= ~fallback_s1
             else:
-                runs.append((~optical, fallback_s1, train & has_s1, "S1 "))
+                runs.append((radar | attribute, fallback_s1, train & has_s1, "S1 "))
                 notes.append(
                     f"{int(fallback_s1.sum())} parcel(s) without Sentinel-2 classified by a "
                     "model on Sentinel-1 features only"

@@ -87,6 +87,17 @@ class L4AParameters(BaseModel):
     feature_fraction: float = Field(
         default=0.3, gt=0, le=1, description="LightGBM share of the features each tree sees."
     )
+    attributes: list[str] = Field(
+        default_factory=list,
+        description="Numeric columns of the parcels table (or of attributes_file) used as "
+        "features in every model (e.g. elevation, slope, rainfall); a missing value takes the "
+        "median.",
+    )
+    attributes_file: Path | None = Field(
+        default=None,
+        description="A CSV or Parquet table of parcel attributes (id column NewID or ori_id); "
+        "without attributes, every numeric column is used.",
+    )
     period: Literal["auto", "dekad", "month"] = Field(
         default="auto",
         description="Calendar periods of the optical series (and of the S1 series when "
@@ -139,6 +150,14 @@ class L4AParameters(BaseModel):
         if not codes:
             raise ValueError("lc needs at least one land-cover code")
         return sorted(set(codes))
+
+    @field_validator("attributes")
+    @classmethod
+    def _distinct_attributes(cls, names: list[str]) -> list[str]:
+        blank = [n for n in names if not n.strip()]
+        if blank:
+            raise ValueError("attributes: an empty column name")
+        return list(dict.fromkeys(n.strip() for n in names))
 
     @model_validator(mode="before")
     @classmethod

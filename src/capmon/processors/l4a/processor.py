@@ -9,8 +9,10 @@ folder ``<home>/products/<site>/l4a/<name>/`` (see :mod:`capmon.processors.l4a.o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from capmon.processors.l4a.attributes import read_attributes
 from capmon.processors.l4a.classify import CONFORM, NOT_CONFORM, L4AResult, classify_crops
 from capmon.processors.l4a.outputs import report, write_l4a_product
 from capmon.processors.l4a.parameters import L4AParameters
@@ -48,11 +50,18 @@ def run(context: RunContext, parameters: L4AParameters) -> RunResult:
     def progress(fraction: float, message: str) -> None:
         context.progress(0.05 + 0.85 * fraction, message)
 
+    attributes_notes: tuple[str, ...] = ()
+    if parameters.attributes_file is not None:
+        joined = read_attributes(parameters.attributes_file, parcels, parameters.attributes)
+        parcels, attributes_notes = joined.parcels, joined.notes
+        parameters = parameters.model_copy(update={"attributes": list(joined.names)})
     context.progress(0.0, "reading the markers database")
     result = classify_crops(
         mdb, parcels, lut, parameters, start=season.start_date, end=season.end_date,
         progress=progress,
     )  # fmt: skip
+    if attributes_notes:
+        result = replace(result, notes=result.notes + attributes_notes)
     now = datetime.now(UTC)
     folder = product_folder(context, "l4a", "L4A", result.first_date, result.last_date)
     context.progress(0.92, "writing the product")
