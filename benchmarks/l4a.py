@@ -81,7 +81,9 @@ ATTRIBUTES = list(ATTRIBUTE_COLUMNS.values())
 # classifiers without class weights, and (added in a third round, after seeing both sets'
 # figures for the others) extremely randomised trees with and without class weights, and (a
 # fourth round, after seeing both sets' figures with attributes) the parcels' terrain and weather
-# attributes with the forests and LightGBM. Chosen by OA + macro-F1 on the tuning set.
+# attributes with the forests and LightGBM, and (a fifth round, after repeated runs on both
+# sets) square-root class weights with both forests. Chosen by OA + macro-F1 on the tuning set
+# (averaged over --repeats runs).
 GRID: dict[str, dict[str, object]] = {
     "rf": {"classifier": "rf"},
     "rf, no descriptors": {"classifier": "rf", "descriptors": False},
@@ -99,6 +101,14 @@ GRID: dict[str, dict[str, object]] = {
     },
     "lightgbm, no class weights, attributes": {
         "classifier": "lightgbm", "balance": "none", "attributes": ATTRIBUTES,
+    },
+    "rf, sqrt weights": {"classifier": "rf", "balance": "sqrt"},
+    "rf, sqrt weights, attributes": {
+        "classifier": "rf", "balance": "sqrt", "attributes": ATTRIBUTES,
+    },
+    "extratrees, sqrt weights": {"classifier": "extratrees", "balance": "sqrt"},
+    "extratrees, sqrt weights, attributes": {
+        "classifier": "extratrees", "balance": "sqrt", "attributes": ATTRIBUTES,
     },
     **{
         f"lightgbm leaves {leaves} min {least} rounds {rounds}": {
@@ -203,9 +213,9 @@ def load(name: str, folder: Path) -> RealSet:
     return RealSet(name, raw, labels, capmon.open_mdb(root), parcels, lut)
 
 
-def plain_forest(data: RealSet, jobs: int) -> npt.NDArray[np.int64]:
+def plain_forest(data: RealSet, jobs: int, seed: int = 0) -> npt.NDArray[np.int64]:
     """The baseline: a plain random forest (300 trees) on monthly medians of NDVI, B04, B08,
-    B11, VV, VH, stratified 5-fold out-of-fold predictions."""
+    B11, VV, VH, stratified 5-fold out-of-fold predictions (``seed``: folds and forest)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -227,8 +237,8 @@ def plain_forest(data: RealSet, jobs: int) -> npt.NDArray[np.int64]:
     )
     table = monthly.groupby(["sample_id", "month"]).median().unstack("month")
     table = table.reindex(data.labels.index).fillna(table.median())
-    folds = StratifiedKFold(5, shuffle=True, random_state=0)
-    forest = RandomForestClassifier(n_estimators=300, random_state=0, n_jobs=max(jobs, 1))
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    forest = RandomForestClassifier(n_estimators=300, random_state=seed, n_jobs=max(jobs, 1))
     return np.asarray(cross_val_predict(forest, table.to_numpy(), data.codes, cv=folds))
 
 
@@ -284,10 +294,50 @@ def real(name: str, classifier: str, jobs: int, balance: str) -> None:
                   "parcels")  # fmt: skip
 
 
-def tune(tune_on: str, report_on: str, jobs: int) -> None:
-    """Choose among :data:`GRID` by OA + macro-F1 on ``tune_on`` (out-of-fold), then report
-    the choice on ``report_on``, which no choice looked at, next to the plain random forest and
-    capmon's default."""
+@dataclass(frozen=True)
+class Repeated:
+    """OA, macro-F1 and kappa averaged over repeated out-of-fold runs (other folds and seeds),
+    with the spread of OA and macro-F1 (standard deviation over the repeats)."""
+
+    oa: float
+    f1: float
+    kappa: float
+    oa_sd: float
+    f1_sd: float
+    parcels: int
+
+    def __str__(self) -> str:
+        spread = f" (sd {self.oa_sd:.3f} / {self.f1_sd:.3f})" if self.oa_sd or self.f1_sd else ""
+        return (f"OA {self.oa:.3f}, macro-F1 {self.f1:.3f}, kappa {self.kappa:.3f}{spread}, "
+                f"{self.parcels} parcels")  # fmt: skip
+
+
+def repeated(reference: npt.NDArray[np.int64], runs: list[npt.NDArray[np.int64]]) -> Repeated:
+    """The figures of several runs' predictions of the same parcels."""
+    table = np.array([figures(reference, predicted) for predicted in runs])
+    return Repeated(
+        float(table[:, 0].mean()), float(table[:, 1].mean()), float(table[:, 2].mean()),
+        float(table[:, 0].std()), float(table[:, 1].std()), len(reference),
+    )  # fmt: skip
+
+
+def capmon_repeated(
+    data: RealSet, config: dict[str, object], jobs: int, repeats: int,
+    features: FeatureTable | None = None,
+) -> Repeated:  # fmt: skip
+    """capmon's L4A with ``config``, run with seeds 42, 43, ... (folds and classifier)."""
+    runs = [
+        capmon_l4a(data, parameters_of(config | {"seed": 42 + r}, jobs), features)[0]
+        for r in range(repeats)
+    ]
+    return repeated(data.codes, runs)
+
+
+def tune(tune_on: str, report_on: str, jobs: int, repeats: int = 1) -> None:
+    """Choose among :data:`GRID` by OA + macro-F1 on ``tune_on`` (out-of-fold, averaged over
+    ``repeats`` runs with other folds and seeds), then report the choice on ``report_on``,
+    which no choice looked at, next to the plain random forest and capmon's default (averaged
+    the same way)."""
     from capmon.processors.l4a import build_features
 
     with tempfile.TemporaryDirectory() as folder:
@@ -301,26 +351,23 @@ def tune(tune_on: str, report_on: str, jobs: int) -> None:
                     tuning.mdb, tuning.parcels["NewID"].tolist(), parameters.feature_settings()
                 )
             started = time.perf_counter()
-            codes, _ = capmon_l4a(tuning, parameters, tables[parameters.descriptors])
-            oa, f1, kappa = figures(tuning.codes, codes)
-            ranked.append((oa + f1, label))
-            print(f"  tuning on {tune_on}: {label:36s} OA {oa:.3f}, macro-F1 {f1:.3f}, "
-                  f"kappa {kappa:.3f}, {time.perf_counter() - started:.1f} s",
-                  flush=True)  # fmt: skip
+            result = capmon_repeated(tuning, config, jobs, repeats, tables[parameters.descriptors])
+            ranked.append((result.oa + result.f1, label))
+            print(f"  tuning on {tune_on}: {label:44s} {result}, "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
         chosen = max(ranked)[1]
         print(f"  chosen on {tune_on}: {chosen}")
         report = load(report_on, Path(folder))
         started = time.perf_counter()
-        baseline = plain_forest(report, jobs)
-        print(f"  {report_on}, plain RF on monthly medians: {scores(report.codes, baseline)}, "
+        baseline = repeated(report.codes, [plain_forest(report, jobs, r) for r in range(repeats)])
+        print(f"  {report_on}, plain RF on monthly medians: {baseline}, "
               f"{time.perf_counter() - started:.1f} s")  # fmt: skip
         for label in dict.fromkeys(["rf", chosen]):
             started = time.perf_counter()
-            codes, _ = capmon_l4a(report, parameters_of(GRID[label], jobs))
+            result = capmon_repeated(report, GRID[label], jobs, repeats)
             print(f"  {report_on}, capmon L4A {label}"
-                  f"{' (chosen on ' + tune_on + ')' if label == chosen else ''}: "
-                  f"{scores(report.codes, codes)}, "
-                  f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+                  f"{' (chosen on ' + tune_on + ')' if label == chosen else ''}: {result}, "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -334,14 +381,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     where = f"{' or '.join(sorted(REAL))}, or the path of a WorldCereal *_month.parquet"
     parser.add_argument("--real", default=None, help=where)
-    parser.add_argument("--balance", choices=["weights", "smote", "none"], default="weights")
+    parser.add_argument(
+        "--balance", choices=["weights", "sqrt", "smote", "none"], default="weights"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1,
+        help="--tune-on/--report-on: average every figure over this many runs (other folds "
+        "and seeds)",
+    )  # fmt: skip
     parser.add_argument("--tune-on", default=None, help=where)
     parser.add_argument("--report-on", default=None, help=where)
     args = parser.parse_args()
     if args.tune_on or args.report_on:
         if not (args.tune_on and args.report_on) or args.tune_on == args.report_on:
             parser.error("--tune-on and --report-on take two different sets")
-        tune(args.tune_on, args.report_on, args.jobs)
+        tune(args.tune_on, args.report_on, args.jobs, max(args.repeats, 1))
         return
     if args.real:
         real(args.real, args.classifier, args.jobs, args.balance)

@@ -496,8 +496,8 @@ def test_defaults_suit_small_classes_and_busy_machines() -> None:
     assert defaults.pa_min == 10
     assert defaults.balance == "weights"
     assert training_module.threads(3) == 3
-    assert training_module._model(TrainingRules(jobs=-1), 0).n_jobs >= 1
-    assert training_module._model(TrainingRules(), 0).class_weight == "balanced"
+    assert training_module._model(TrainingRules(jobs=-1), 0, None).n_jobs >= 1
+    assert training_module.class_weights(np.array([1, 1, 2]), defaults.balance) == {1: 0.75, 2: 1.5}
 
 
 def test_threads_follow_the_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -678,15 +678,26 @@ def test_lightgbm_settings_and_no_balance_reach_the_model() -> None:
         classifier="lightgbm", num_leaves=7, learning_rate=0.1, feature_fraction=0.5,
         min_node_size=4, balance="none", jobs=1,
     )  # fmt: skip
-    settings = training_module._model(rules, 0).get_params()
+    settings = training_module._model(rules, 0, None).get_params()
     assert (settings["num_leaves"], settings["learning_rate"]) == (7, 0.1)
     assert (settings["colsample_bytree"], settings["min_child_samples"]) == (0.5, 4)
     assert settings["class_weight"] is None
-    forest = training_module._model(TrainingRules(balance="none", jobs=1), 0).get_params()
-    assert forest["class_weight"] is None
-    assert training_module._model(TrainingRules(jobs=1), 0).get_params()["class_weight"] == (
-        "balanced"
+    labels = np.repeat([1, 2, 3], [60, 30, 15]).astype(np.int64)
+    # 105 parcels, 3 classes: n / (k n_c) = 35/60, 35/30, 35/15
+    inverse = {1: 35 / 60, 2: 35 / 30, 3: 35 / 15}
+    assert training_module.class_weights(labels, "weights") == pytest.approx(inverse)
+    assert training_module.class_weights(labels, "sqrt") == pytest.approx(
+        {c: w**0.5 for c, w in inverse.items()}
     )
+    assert training_module.class_weights(labels, "none") is None
+    assert training_module.class_weights(labels, "smote") is None
+    features = np.column_stack([labels + np.linspace(0, 0.5, len(labels)), labels * 2.0])
+    for balance in ("weights", "sqrt", "none"):
+        fitted = training_module.train(
+            features, labels, TrainingRules(num_trees=5, balance=balance, jobs=1), 0
+        )
+        expected = training_module.class_weights(labels, balance)
+        assert fitted.model.get_params()["class_weight"] == expected
     with pytest.raises(InputError, match="feature_fraction"):
         TrainingRules(feature_fraction=0.0)
 
@@ -701,16 +712,15 @@ def test_extratrees_classifier(features_both: FeatureTable, world: World) -> Non
 def test_each_classifier_has_its_own_smallest_node_unless_given() -> None:
     """Sen4CAP's min.node.size 10 for its forest and LightGBM, fully grown extra trees; a
     given min_node_size reaches every classifier."""
-    extra = training_module._model(TrainingRules(classifier="extratrees", jobs=1), 0)
+    extra = training_module._model(TrainingRules(classifier="extratrees", jobs=1), 0, None)
     assert type(extra).__name__ == "ExtraTreesClassifier"
     assert (extra.get_params()["min_samples_split"], extra.get_params()["bootstrap"]) == (2, False)
-    assert extra.get_params()["class_weight"] == "balanced"
-    forest = training_module._model(TrainingRules(jobs=1), 0).get_params()
+    forest = training_module._model(TrainingRules(jobs=1), 0, None).get_params()
     assert forest["min_samples_split"] == 10
-    boosted = training_module._model(TrainingRules(classifier="lightgbm", jobs=1), 0)
+    boosted = training_module._model(TrainingRules(classifier="lightgbm", jobs=1), 0, None)
     assert boosted.get_params()["min_child_samples"] == 10
     given = TrainingRules(classifier="extratrees", min_node_size=6, jobs=1)
-    assert training_module._model(given, 0).get_params()["min_samples_split"] == 6
+    assert training_module._model(given, 0, None).get_params()["min_samples_split"] == 6
     with pytest.raises(InputError, match="min_node_size"):
         TrainingRules(min_node_size=1)
     with pytest.raises(ValueError, match="min_node_size"):

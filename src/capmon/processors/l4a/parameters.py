@@ -60,10 +60,10 @@ class L4AParameters(BaseModel):
     sample_ratio_l: float = Field(
         default=0.75, gt=0, le=1, description="Training share, strategy 3."
     )
-    balance: Literal["weights", "smote", "none"] = Field(
+    balance: Literal["weights", "sqrt", "smote", "none"] = Field(
         default="weights",
-        description="Class balance: weights (inverse class size), smote (Sen4CAP's SMOTE "
-        "to smote_target) or none.",
+        description="Class balance: weights (inverse class size), sqrt (its square root), "
+        "smote (Sen4CAP's SMOTE to smote_target) or none.",
     )
     smote_target: int = Field(
         default=1000,

@@ -7,7 +7,9 @@
   pa_train_h``): exactly ``smote_target`` train; strategy 3 (smaller): ``sample_ratio_l`` train.
   The rest validates.
 * Balance (``balance``): by default classes are weighted inversely to their training size
-  (``class_weight="balanced"``), which costs nothing; ``balance="smote"`` is Sen4CAP's SMOTE,
+  (sklearn's ``class_weight="balanced"``), which costs nothing; ``balance="sqrt"`` takes the
+  square root of that weight (less overall accuracy given up for the small classes);
+  ``balance="smote"`` is Sen4CAP's SMOTE,
   raising every class with fewer than ``smote_target`` training parcels to exactly
   ``smote_target`` (k nearest neighbours of its own class, k capped at the class size - 1):
   with 8-80 real parcels per class that is mostly synthetic rows and most of the run time;
@@ -49,7 +51,7 @@ import numpy.typing as npt
 from capmon.errors import InputError
 
 Classifier = Literal["rf", "extratrees", "lightgbm"]
-Balance = Literal["weights", "smote", "none"]
+Balance = Literal["weights", "sqrt", "smote", "none"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -90,8 +92,8 @@ class TrainingRules:
             )
         if self.min_node_size is not None and self.min_node_size < 2:
             raise InputError("min_node_size must be >= 2")
-        if self.balance not in ("weights", "smote", "none"):
-            raise InputError(f"balance must be weights, smote or none, not {self.balance!r}")
+        if self.balance not in ("weights", "sqrt", "smote", "none"):
+            raise InputError(f"balance must be weights, sqrt, smote or none, not {self.balance!r}")
         if self.num_leaves < 2 or not 0 < self.learning_rate <= 1:
             raise InputError("num_leaves must be >= 2 and learning_rate in (0, 1]")
         if not 0 < self.feature_fraction <= 1:
@@ -195,8 +197,19 @@ def min_node_size(rules: TrainingRules) -> int:
     return DEFAULT_MIN_NODE_SIZE[rules.classifier]
 
 
-def _model(rules: TrainingRules, seed: int) -> Any:
-    weights = "balanced" if rules.balance == "weights" else None
+def class_weights(labels: IntArray, balance: Balance) -> dict[int, float] | None:
+    """Per class weight of ``balance``: ``weights`` the inverse of the class size (sklearn's
+    "balanced": n / (k n_c)), ``sqrt`` its square root (a large class keeps more of its
+    weight: a compromise between overall accuracy and the small classes); else None."""
+    if balance not in ("weights", "sqrt"):
+        return None
+    classes, counts = np.unique(labels, return_counts=True)
+    inverse = len(labels) / (len(classes) * counts.astype(np.float64))
+    power = 1.0 if balance == "weights" else 0.5
+    return {int(c): float(w**power) for c, w in zip(classes, inverse, strict=True)}
+
+
+def _model(rules: TrainingRules, seed: int, weights: dict[int, float] | None) -> Any:
     jobs = threads(rules.jobs)
     if rules.classifier in ("rf", "extratrees"):
         from sklearn.ensemble import (  # type: ignore[import-untyped]
@@ -274,7 +287,7 @@ def train(features: FloatArray, labels: IntArray, rules: TrainingRules, seed: in
     rows, targets = features[:, columns], labels
     if rules.balance == "smote":
         rows, targets = smote(rows, targets, rules, seed)
-    model = _model(rules, seed)
+    model = _model(rules, seed, class_weights(targets, rules.balance))
     model.fit(rows, targets)
     return TrainedModel(model, np.asarray(model.classes_, dtype=np.int64), columns)
 
