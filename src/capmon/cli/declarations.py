@@ -146,3 +146,42 @@ def declarations_show(
         print_json(report)
         return
     console.print(render_declaration_report(report))
+
+
+@declarations_app.command("terrain")
+def declarations_terrain(
+    ctx: typer.Context,
+    site: Annotated[str, typer.Argument(help="Site name.")],
+    year: Annotated[int, typer.Argument(help="Declaration year.")],
+    dem: Annotated[
+        Path, typer.Option(help="A DEM raster (elevation in metres, with a CRS).", metavar="FILE")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="The attributes file to write (.csv or .parquet).", metavar="FILE")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Mean elevation and slope of each parcel from a DEM, as an attributes file for
+    ``capmon run l4a --attributes-file`` (docs/l4a.md)."""
+    from capmon.parcels import load_parcels
+    from capmon.parcels.terrain import terrain_attributes, write_attributes
+
+    with reported_errors():
+        parcels = load_parcels(state(ctx).workspace(), site, year)
+        result = terrain_attributes(parcels, dem)
+        written = write_attributes(result.table, out)
+    summary = {
+        "file": str(written),
+        "parcels": len(result.table),
+        "without_value": result.outside,
+        "elevation_mean": float(result.table["elevation"].mean()),
+        "slope_mean": float(result.table["slope"].mean()),
+    }
+    if as_json:
+        print_json(summary)
+        return
+    console.print(
+        f"{written}: elevation and slope of {summary['parcels']} parcels "
+        f"(mean {summary['elevation_mean']:.1f} m, {summary['slope_mean']:.2f} deg)"
+        + (f"; {result.outside} outside the DEM or over its nodata" if result.outside else "")
+    )
