@@ -163,8 +163,8 @@ def declarations_terrain(
 ) -> None:
     """Mean elevation and slope of each parcel from a DEM, as an attributes file for
     ``capmon run l4a --attributes-file`` (docs/l4a.md)."""
+    from capmon.mdb.terrain import terrain_attributes, write_attributes
     from capmon.parcels import load_parcels
-    from capmon.parcels.terrain import terrain_attributes, write_attributes
 
     with reported_errors():
         parcels = load_parcels(state(ctx).workspace(), site, year)

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from capmon.cli.main import app
 from capmon.errors import CRSError, InputError
-from capmon.parcels.terrain import terrain_attributes, write_attributes
+from capmon.mdb.terrain import terrain_attributes, write_attributes
 from capmon.processors.l4a import read_attributes
 
 X0, Y0 = 500_000.0, 5_600_000.0  # the DEM's upper left corner (EPSG:32631)
