@@ -835,3 +835,32 @@ def test_attributes_file_errors_name_the_file_and_row(tmp_path: Any) -> None:
     (tmp_path / "terrain.xlsx").write_text("x")
     with pytest.raises(InputError, match="CSV or Parquet"):
         read_attributes(tmp_path / "terrain.xlsx", table)
+
+
+def test_point_parcels_left_out_by_pixel_minimums_are_explained(
+    features_both: FeatureTable, world: World
+) -> None:
+    table, _rows = world
+    points = table["NewID"].isin([1, 31, 61])
+    surveyed = table.assign(
+        Area_meters=table["Area_meters"].where(~points),
+        S2Pix=table["S2Pix"].where(~points, 0),
+        S1Pix=table["S1Pix"].where(~points, 0),
+    )
+    result = classify_features(features_both, surveyed, lut(), fast())
+    by_id = result.parcels.set_index("NewID")
+    assert (by_id.loc[[1, 31, 61], "Classif_r"] == "Not_classified_minS2pix").all()
+    assert any(
+        note.startswith("3 parcel(s) given as points") and "--min-s2-pix 0" in note
+        for note in result.notes
+    )
+    kept = classify_features(
+        features_both, surveyed, lut(), fast(min_s2_pix=0, best_s2_pix=0, min_s1_pix=0)
+    )
+    assert (
+        kept.parcels.set_index("NewID")
+        .loc[[1, 31, 61], "Classif_r"]
+        .str.startswith("Classified")
+        .all()
+    )
+    assert not any("given as points" in note for note in kept.notes)

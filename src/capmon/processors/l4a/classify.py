@@ -223,6 +223,10 @@ def classify_features(
     fail(~table["LC"].isin(parameters.lc).fillna(False), NOT_LAND_COVER,
          "LUT land cover " + table["LC"].astype(str) + f" not in lc {parameters.lc}")  # fmt: skip
     min_s2, min_s1 = parameters.effective_min_s2_pix, parameters.effective_min_s1_pix
+    # parcels given as points (field survey plots, samples) have no area and no pixel count
+    points = int(
+        (table["classif"].isna() & table["Area_meters"].isna() & (table["S2Pix"] < min_s2)).sum()
+    )
     fail(table["S2Pix"] < min_s2, NOT_MIN_S2, f"S2Pix below min_s2_pix {min_s2}")
     matrix = features.features.reindex(table["NewID"].to_numpy()).to_numpy(np.float64)
     optical = np.asarray(["_s2_" in c for c in features.features.columns], dtype=bool)
@@ -295,6 +299,12 @@ def classify_features(
     conf_2 = np.full(len(table), np.nan)
     by = np.full(len(table), "", dtype="<U16")
     notes = list(features.notes)
+    if points:
+        notes.append(
+            f"{points} parcel(s) given as points (no area, no pixel count) left out by "
+            f"min_s2_pix {min_s2}: to classify points pass --min-s2-pix 0 --best-s2-pix 0 "
+            "--min-s1-pix 0"
+        )
     if len(kept) >= 2:
         both = ~fallback & ~fallback_s1
         if len(np.unique(declared[train & both])) < 2:
