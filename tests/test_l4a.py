@@ -825,6 +825,7 @@ def test_attributes_file_errors_name_the_file_and_row(tmp_path: Any) -> None:
         "blank.csv": ("ori_id,elevation\nP1,1\n,2\n", r"blank.csv: row 3: empty ori_id"),
         "other.csv": ("ori_id,elevation\nX1,1\n", r"none of its 1 ori_id values is a parcel"),
         "text.csv": ("ori_id,land\nP1,a\n", r"text.csv: no numeric column"),
+        "empty.csv": ("ori_id,elevation\n", r"empty.csv: the attributes file has no rows"),
     }
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)

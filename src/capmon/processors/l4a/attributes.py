@@ -79,6 +79,8 @@ def read_attributes(
         )
     if key not in parcels.columns:
         raise ColumnError(f"{path}: joined on {key}, which the parcels table lacks")
+    if table.empty:
+        raise InputError(f"{path}: the attributes file has no rows")
     line = 2 if path.suffix.lower() == ".csv" else 1  # the first data row's number
     ids = [_id_text(v) for v in table[key].tolist()]
     for i, text in enumerate(ids):
