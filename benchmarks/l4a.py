@@ -174,7 +174,7 @@ def load(name: str, folder: Path) -> RealSet:
     """Import a WorldCereal set with ``capmon mdb import``'s ``worldcereal-month`` spec; the
     samples' terrain and weather columns (those present) become parcel attributes."""
     import capmon
-    from capmon.mdb.imports import import_statistics, load_spec, parcel_id_map
+    from capmon.mdb.imports import import_statistics, load_spec, to_parcel_ids
 
     source = source_of(name)
     raw = pd.read_parquet(source)
@@ -183,17 +183,24 @@ def load(name: str, folder: Path) -> RealSet:
     raw = raw[raw["ewoc_code"].isin(big)]
     labels = raw.groupby("sample_id")["ewoc_code"].first().astype("int64")
     root = folder / source.stem
-    import_statistics([source], root, load_spec("worldcereal-month"))
-    ids = parcel_id_map(root)
-    assert ids is not None
-    s1 = (raw["S1-SIGMA0-VV"] != 65535).groupby(raw["sample_id"]).sum()
+    report = import_statistics([source], root, load_spec("worldcereal-month"))
+    for note in report.notes:
+        print(f"  {note}")
+    ids = to_parcel_ids(root, labels.index)
+    if None in ids:
+        first = labels.index[ids.index(None)]
+        raise SystemExit(f"{source}: samples without any observation, e.g. {first}")
+    if "S1-SIGMA0-VV" in raw.columns:
+        s1 = (raw["S1-SIGMA0-VV"] != 65535).groupby(raw["sample_id"]).sum()
+    else:
+        s1 = pd.Series(0, index=labels.index)
     present = {c: n for c, n in ATTRIBUTE_COLUMNS.items() if c in raw.columns}
     columns = raw[list(present)]
     ancillary = columns.astype("float64").where(columns != 65535)
     attributes = ancillary.groupby(raw["sample_id"]).mean().reindex(labels.index)
     parcels = pd.DataFrame(
         {
-            "NewID": [ids[str(s)] for s in labels.index],
+            "NewID": ids,
             "ori_crop": labels.to_numpy(),
             "GeomValid": True,
             "Duplic": False,
@@ -220,20 +227,21 @@ def plain_forest(data: RealSet, jobs: int, seed: int = 0) -> npt.NDArray[np.int6
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     raw = data.raw
-    bands = raw[["S2-L2A-B04", "S2-L2A-B08", "S2-L2A-B11", "S1-SIGMA0-VV", "S1-SIGMA0-VH"]]
+    wanted = ["S2-L2A-B04", "S2-L2A-B08", "S2-L2A-B11", "S1-SIGMA0-VV", "S1-SIGMA0-VH"]
+    bands = raw[[c for c in wanted if c in raw.columns]]  # an extraction may lack S1 or a band
     bands = bands.astype("float64").where(bands != 65535)
+    signals: dict[str, object] = {}
+    if {"S2-L2A-B04", "S2-L2A-B08"} <= set(bands.columns):
+        red, nir = bands["S2-L2A-B04"], bands["S2-L2A-B08"]
+        signals["NDVI"] = (nir - red) / (nir + red)
+    for column in wanted:
+        if column in bands.columns:
+            decibels = column.startswith("S1-")
+            values = 20 * np.log10(bands[column]) - 83 if decibels else bands[column]
+            signals[column.rsplit("-", 1)[1]] = values
     monthly = pd.DataFrame(
-        {
-            "sample_id": raw["sample_id"],
-            "month": pd.to_datetime(raw["timestamp"]).dt.month,
-            "NDVI": (bands["S2-L2A-B08"] - bands["S2-L2A-B04"])
-            / (bands["S2-L2A-B08"] + bands["S2-L2A-B04"]),
-            "B04": bands["S2-L2A-B04"],
-            "B08": bands["S2-L2A-B08"],
-            "B11": bands["S2-L2A-B11"],
-            "VV": 20 * np.log10(bands["S1-SIGMA0-VV"]) - 83,
-            "VH": 20 * np.log10(bands["S1-SIGMA0-VH"]) - 83,
-        }
+        {"sample_id": raw["sample_id"], "month": pd.to_datetime(raw["timestamp"]).dt.month}
+        | signals
     )
     table = monthly.groupby(["sample_id", "month"]).median().unstack("month")
     table = table.reindex(data.labels.index).fillna(table.median())

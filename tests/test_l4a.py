@@ -547,6 +547,27 @@ def test_parcels_without_sentinel1_fall_back_to_sentinel2(world: World) -> None:
     assert any("without Sentinel-1" in note for note in result.notes)
 
 
+def test_a_markers_database_of_one_sensor_is_classified_from_it_in_mode_both(world: World) -> None:
+    table, rows = world
+    radar = rows["signal"].isin(["AMP_VV", "AMP_VH", "COHE_VV", "COHE_VH"])
+    optical_only = classify_crops(rows[~radar], table, lut(), fast())
+    assert optical_only.counts["predicted"] == len(table)
+    assert optical_only.overall_accuracy > 0.9
+    assert any("no Sentinel-1 signal: classified in mode s2-only" in n for n in optical_only.notes)
+    # no fallback model: the one model is the Sentinel-2 one
+    assert optical_only.counts["s2_only"] == 0
+    radar_only = classify_crops(rows[radar], table, lut(), fast())
+    assert radar_only.counts["predicted"] == len(table)
+    assert any("no Sentinel-2 signal: classified in mode s1-only" in n for n in radar_only.notes)
+    # one of the two backscatter signals is not enough to drop the sensor: still an error
+    half = rows[~rows["signal"].isin(["AMP_VH"])]
+    with pytest.raises(InputError, match="lacks the signals AMP_VH needed in mode both"):
+        classify_crops(half, table, lut(), fast())
+    # asked for explicitly, a mode is kept even when the MDB lacks its sensor
+    with pytest.raises(InputError, match="needed in mode s1-only"):
+        classify_crops(rows[~radar], table, lut(), fast(mode="s1-only"))
+
+
 # -- issue 17: calendar periods, percentiles, temporal descriptors, S1-only fallback -----------
 
 

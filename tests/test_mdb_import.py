@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import capmon
 from capmon.cli.main import app
-from capmon.errors import ConflictError, InputError
+from capmon.errors import ColumnError, ConflictError, InputError
 from capmon.mdb.export import export_sen4cap
 from capmon.mdb.imports import (
     PARCEL_ID_MAP,
@@ -628,3 +628,48 @@ def test_orbit_direction_and_orbit_from_a_pattern(tmp_path: Path) -> None:
     import_statistics([source], tmp_path / "mdb", spec)
     row = _rows(tmp_path / "mdb").iloc[0]
     assert (row["orbit_direction"], row["orbit"], row["mean"]) == ("DESC", 175, -14.0)
+
+
+def test_optional_columns_an_extraction_lacks_are_named_not_refused(tmp_path: Path) -> None:
+    """WorldCereal extractions differ in their bands (no S1, no B8A): the shipped spec marks
+    them optional; a file with none of the spec's columns is still an error."""
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["a", "a", "b"],
+            "timestamp": pd.to_datetime(["2022-01-01", "2022-02-01", "2022-01-01"]),
+            "tile": "31UES",
+            "S2-L2A-B04": [500, 65535, 700],
+            "S2-L2A-B08": [3000, 3100, 65535],
+        }
+    )
+    source = tmp_path / "2022_XXX_s2only_month.parquet"
+    frame.to_parquet(source)
+    report = import_statistics([source], tmp_path / "mdb", load_spec("worldcereal-month"))
+    assert report.sources[0].signals == ("B04", "B08")
+    assert report.sources[0].observations == 4
+    absent = [n for n in report.notes if "no column" in n]
+    assert len(absent) == 1
+    assert "S1-SIGMA0-VV" in absent[0]
+    assert "AMP_VV" in absent[0]
+    assert "S2-L2A-B04" not in absent[0]
+    nothing = tmp_path / "2022_XXX_nothing_month.parquet"
+    frame.drop(columns=["S2-L2A-B04", "S2-L2A-B08"]).to_parquet(nothing)
+    with pytest.raises(ColumnError, match=r"2022_XXX_nothing_month.parquet: none of the value"):
+        import_statistics([nothing], tmp_path / "other", load_spec("worldcereal-month"))
+    assert not (tmp_path / "other").exists()
+    # a column not marked optional stays required
+    required = spec_from_mapping(
+        {"layout": "wide", "id_column": "sample_id", "date_column": "timestamp",
+         "columns": {"S2-L2A-B04": {"signal": "B04", "scale": 0.0001},
+                     "S2-L2A-B05": {"signal": "B05", "scale": 0.0001, "optional": True},
+                     "S2-L2A-B03": {"signal": "B03", "scale": 0.0001}}, "nodata": [65535]}
+    )  # fmt: skip
+    with pytest.raises(ColumnError, match="no value column 'S2-L2A-B03'"):
+        import_statistics([source], tmp_path / "third", required)
+    with pytest.raises(InputError, match="optional: 'yes' is not true or false"):
+        spec_from_mapping(
+            {"layout": "wide", "columns": {"x": {"signal": "B04", "optional": "yes"}}}
+        )
+    # the flag does not change the rows, so it does not change an import's identity
+    plain = ValueSource("S2-L2A-B04", "B04")
+    assert repr(plain) == repr(ValueSource("S2-L2A-B04", "B04", optional=True))

@@ -113,6 +113,9 @@ class ValueSource:
     sar_unit: str | None = None
     sensor: str | None = None
     backscatter: str | None = None
+    optional: bool = field(default=False, repr=False)  # the rows do not depend on it
+    """Wide layouts: a file without this column gives no such signal (a note says so) instead
+    of an error; a file with none of a spec's columns is still an error."""
 
 
 @dataclass(frozen=True)
@@ -342,6 +345,7 @@ def _value_source(source: str, target: object, label: str) -> ValueSource:
         "sar_unit",
         "sensor",
         "backscatter",
+        "optional",
     }
     unknown = sorted(set(target) - allowed)
     if unknown or "signal" not in target:
@@ -360,6 +364,7 @@ def _value_source(source: str, target: object, label: str) -> ValueSource:
         sar_unit=str(target["sar_unit"]) if "sar_unit" in target else None,
         sensor=str(target["sensor"]) if "sensor" in target else None,
         backscatter=str(target["backscatter"]) if "backscatter" in target else None,
+        optional=_as_bool(target.get("optional", False), f"{label}: optional"),
     )
 
 
@@ -380,6 +385,12 @@ def _as_list(value: object, label: str) -> list[Any]:
     if isinstance(value, (str, int, float)):
         return [value]
     raise InputError(f"{label}: give a list")
+
+
+def _as_bool(value: object, label: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{label}: {value!r} is not true or false")
+    return value
 
 
 def _as_float(value: object, label: str) -> float:
@@ -919,6 +930,25 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _present_values(source: _Source, spec: ImportSpec, notes: list[str]) -> ImportSpec:
+    """``spec`` without its optional columns that ``source`` lacks (a note names them); an
+    error when the source has none of the spec's value columns."""
+    columns = set(map(str, source.frame.columns))
+    absent = [v for v in spec.values if v.optional and v.source not in columns]
+    if not absent:
+        return spec
+    if len(absent) == len(spec.values):
+        raise ColumnError(
+            f"{source.path}: none of the value columns "
+            f"{', '.join(v.source for v in spec.values)}; columns: {', '.join(sorted(columns))}"
+        )
+    notes.append(
+        f"{source.path}: no column {', '.join(v.source for v in absent)}: no "
+        f"{', '.join(v.signal for v in absent)} from this file"
+    )
+    return replace(spec, values=tuple(v for v in spec.values if v not in absent))
+
+
 def _cells_wide(source: _Source, spec: ImportSpec) -> _Cells:
     cells = _Cells()
     everything = np.arange(len(source.frame))
@@ -1268,6 +1298,8 @@ def _observations(source: _Source, spec: ImportSpec) -> _Observations:
                 date_format=spec.date_format or ("epoch" if found == "date_part" else None),
             )
         rows = _row_attributes(source, spec, needs_date=True)
+        if spec.layout == "wide":
+            spec = _present_values(source, spec, notes)
         if spec.layout in ("long", "cbm"):
             cells_builder = _cells_long(source, spec)
         elif spec.layout == "openeo":

@@ -30,7 +30,7 @@ nearly all of them for a handful more false flags.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -40,7 +40,14 @@ import pandas as pd
 from capmon.errors import ColumnError, InputError
 from capmon.parcels.codes import crop_key
 from capmon.processors.l4a.attributes import PREFIX, with_attributes
-from capmon.processors.l4a.features import FeatureTable, SeriesSource, build_features
+from capmon.processors.l4a.features import (
+    S1_BACKSCATTER,
+    S2_MAIN,
+    FeatureTable,
+    SeriesSource,
+    available_signals,
+    build_features,
+)
 from capmon.processors.l4a.parameters import L4AParameters
 from capmon.processors.l4a.training import (
     accuracy_figures,
@@ -185,9 +192,32 @@ def classify_crops(
     parameters = parameters or L4AParameters()
     say = progress or (lambda _fraction, _message: None)
     table, _missing = _parcel_table(parcels, lut)
+    parameters, note = _mode_for_sensors(available_signals(mdb), parameters)
     say(0.0, "features")
     features = build_features(mdb, table["NewID"].tolist(), parameters.feature_settings(start, end))
+    if note:
+        features = replace(features, notes=(note, *features.notes))
     return classify_features(features, parcels, lut, parameters, progress=say)
+
+
+def _mode_for_sensors(
+    available: set[str], parameters: L4AParameters
+) -> tuple[L4AParameters, str | None]:
+    """Mode ``both`` on an MDB that holds one sensor only becomes that sensor's mode (issue
+    17: a site without Sentinel-1 still gets its crop types), with a note saying so. An MDB
+    with one of the two backscatter signals but not the other stays an error."""
+    if parameters.mode != "both" or not available:
+        return parameters, None
+    optical = set(S2_MAIN)
+    if not available & set(S1_BACKSCATTER) and available & optical:
+        mode = "s2-only"
+    elif not available & optical and set(S1_BACKSCATTER) <= available:
+        mode = "s1-only"
+    else:
+        return parameters, None
+    sensor = "Sentinel-1" if mode == "s2-only" else "Sentinel-2"
+    note = f"the markers database has no {sensor} signal: classified in mode {mode} (asked: both)"
+    return parameters.model_copy(update={"mode": mode}), note
 
 
 def classify_features(
