@@ -61,7 +61,10 @@ def _parameters_of(model: type[BaseModel], processor_id: str = "") -> list[inspe
         flag, alias = OPTION_NAMES.get(name, ("--" + name.replace("_", "-"), ""))
         help_text = info.description or ""
         label = parameter_label(processor_id, name)  # the run form's title, and the unit
-        if label is not None:
+        if label is not None and help_text.lower().startswith(label.title.lower()):
+            # the description starts with the title: say it once, with the unit
+            help_text = label.text() + help_text[len(label.title) :]
+        elif label is not None:
             help_text = f"{label.text()}: {help_text}" if help_text else label.text()
         default = _default_of(info)
         if info.annotation is bool or info.annotation == (bool | None):
