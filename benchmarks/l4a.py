@@ -300,6 +300,9 @@ def real(name: str, classifier: str, jobs: int, balance: str) -> None:
             print(f"    its own report: OA {result.overall_accuracy:.3f}, macro-F1 "
                   f"{result.macro_f1:.3f}, kappa {result.kappa:.3f} on {result.evaluated} "
                   "parcels")  # fmt: skip
+            for note in result.notes:
+                if "classified in mode" in note:  # one sensor only: the mode it fell back to
+                    print(f"    {note}")
 
 
 @dataclass(frozen=True)
