@@ -8,6 +8,7 @@ class. The figures are measured by ``benchmarks/l4a.py --real`` (docs/l4a.md).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,44 @@ def test_flanders_terrain_and_weather_attributes_reach_the_model(
     )
     assert result.evaluated == 82
     assert result.parcels["CT_pred_1"].notna().all()
+
+
+def test_the_command_line_recipe_on_a_worldcereal_extraction(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """docs/l4a.md's recipe: benchmarks/worldcereal_inputs.py, ``capmon mdb import`` and
+    ``capmon run l4a`` on files classify every sample of the classes with >= 10 samples."""
+    from typer.testing import CliRunner
+
+    from capmon.cli.main import app
+    from tests.benchmark_scripts import load_benchmark
+
+    source = shared_data / "worldcereal_dev" / "2021_BEL_flanders_month.parquet"
+    if not source.is_file():
+        pytest.skip(f"{source} is not present")
+    paths = load_benchmark("worldcereal_inputs").write_inputs(source, tmp_path / "in")
+    lut = pd.read_csv(paths["lut.csv"])
+    assert len(lut) == 4
+    attributes = pd.read_csv(paths["attributes.csv"])
+    assert list(attributes.columns) == ["ori_id", "elevation", "slope", "precipitation",
+                                        "temperature"]  # fmt: skip
+    assert len(attributes) == 82
+    runner = CliRunner()
+    mdb = tmp_path / "mdb"
+    imported = runner.invoke(
+        app, ["mdb", "import", str(source), "--mdb", str(mdb), "--spec", "worldcereal-month"]
+    )
+    assert imported.exit_code == 0, imported.output
+    ran = runner.invoke(
+        app,
+        ["run", "l4a", "--mdb", str(mdb), "--parcels", str(paths["samples.gpkg"]),
+         "--parcel-id-col", "sample_id", "--crop-code-col", "crop", "--lut",
+         str(paths["lut.csv"]), "--out", str(tmp_path / "l4a"), "--min-s2-pix", "0",
+         "--best-s2-pix", "0", "--min-s1-pix", "0", "--sample-ratio-l", "1",
+         "--num-trees", "50", "--jobs", "1", "--attributes-file", str(paths["attributes.csv"])],
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    report = json.loads((tmp_path / "l4a" / "l4a.json").read_text())
+    assert report["counts"]["evaluated"] == report["counts"]["predicted"] == 82
+    features = pd.read_parquet(tmp_path / "l4a" / "features.parquet")
+    assert {"XX_A_elevation", "XX_A_precipitation"} <= set(features.columns)
