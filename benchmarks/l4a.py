@@ -390,6 +390,9 @@ def main() -> None:
     parser.add_argument("--no-cross-prediction", action="store_true")
     parser.add_argument("--jobs", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--min-node-size", type=int, default=None, help="the trees' smallest split node"
+    )
     where = f"{' or '.join(sorted(REAL))}, or the path of a WorldCereal *_month.parquet"
     parser.add_argument("--real", default=None, help=where)
     parser.add_argument(
@@ -441,6 +444,7 @@ def main() -> None:
         cross_prediction=not args.no_cross_prediction,
         jobs=args.jobs,
         balance=args.balance,
+        min_node_size=args.min_node_size,
     )
     steps: list[tuple[float, str]] = []
     last = [time.perf_counter()]
