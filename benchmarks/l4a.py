@@ -28,6 +28,7 @@ never saw, next to capmon's default and the plain random forest (same protocol a
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ from shapely.geometry import Point
 
 from capmon.mdb.query import MarkersDatabase
 from capmon.processors.l4a import FeatureTable, L4AParameters, L4AResult, classify_features
+
+# benchmarks/ is on the path when run as a script, not when a test loads this module
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from worldcereal_inputs import ANCILLARY, ancillary_means
 
 
 def feature_table(
@@ -65,16 +70,9 @@ REAL = {
     "flanders": "2021_BEL_flanders_month.parquet",
 }
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "worldcereal_dev"
-# The per-sample terrain and weather of the WorldCereal extractions, given to L4A as parcel
-# attributes (``--attributes``): the DEM's elevation and slope, AgERA5's monthly precipitation and
-# mean temperature (averaged over the sample's months; units as in the source, x100).
-ATTRIBUTE_COLUMNS = {
-    "elevation": "elevation",
-    "slope": "slope",
-    "AGERA5-PRECIP": "precipitation",
-    "AGERA5-TMEAN": "temperature",
-}
-ATTRIBUTES = list(ATTRIBUTE_COLUMNS.values())
+# The per-sample terrain and weather of the WorldCereal extractions (averaged over the sample's
+# months), given to L4A as parcel attributes (``--attributes``).
+ATTRIBUTES = list(ANCILLARY.values())
 # The candidates of --tune-on, fixed before looking at any figure: capmon's random forest with
 # and without the temporal descriptors, and cheap LightGBM settings (few leaves, few rounds,
 # 30 % of the features per tree, class weights), plus (added after a first round) both
@@ -194,10 +192,7 @@ def load(name: str, folder: Path) -> RealSet:
         s1 = (raw["S1-SIGMA0-VV"] != 65535).groupby(raw["sample_id"]).sum()
     else:
         s1 = pd.Series(0, index=labels.index)
-    present = {c: n for c, n in ATTRIBUTE_COLUMNS.items() if c in raw.columns}
-    columns = raw[list(present)]
-    ancillary = columns.astype("float64").where(columns != 65535)
-    attributes = ancillary.groupby(raw["sample_id"]).mean().reindex(labels.index)
+    attributes = ancillary_means(raw).reindex(labels.index)
     parcels = pd.DataFrame(
         {
             "NewID": ids,
@@ -209,14 +204,14 @@ def load(name: str, folder: Path) -> RealSet:
             "S2Pix": 100,
             "S1Pix": s1.reindex(labels.index).to_numpy(np.int64),
         }
-        | {name: attributes[column].to_numpy() for column, name in present.items()}
+        | {name: attributes[name].to_numpy() for name in attributes.columns}
     )
     lut = pd.DataFrame(
         {"ori_crop": big, "lc": 1, "ctnuml4a": np.arange(1, len(big) + 1),
          "ctl4a": [str(c) for c in big]}
     )  # fmt: skip
     print(f"{name}: {len(labels)} parcels of {len(big)} classes with >= 10 samples; "
-          f"attributes: {', '.join(present.values()) or 'none'}")  # fmt: skip
+          f"attributes: {', '.join(attributes.columns) or 'none'}")  # fmt: skip
     return RealSet(name, raw, labels, capmon.open_mdb(root), parcels, lut)
 
 

@@ -27,6 +27,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+# the per-sample terrain and weather of the extractions: the DEM's elevation and slope, AgERA5's
+# monthly precipitation and mean temperature (units as in the source, x100)
 ANCILLARY = {
     "elevation": "elevation",
     "slope": "slope",
@@ -65,15 +67,21 @@ def write_inputs(extraction: Path, out: Path, min_samples: int = 10) -> dict[str
          "ctl4a": names, "ctnumdiv": numbers} | {flag: 0 for flag in FLAGS}
     )  # fmt: skip
     lut.to_csv(paths["lut.csv"], index=False)
-    present = {c: n for c, n in ANCILLARY.items() if c in raw.columns}
-    if not present:  # nothing to give --attributes-file
+    ancillary = ancillary_means(raw)
+    if ancillary.columns.empty:  # nothing to give --attributes-file
         del paths["attributes.csv"]
         return paths
-    ancillary = raw[list(present)].astype("float64")
-    ancillary = ancillary.where(ancillary != 65535).groupby(raw["sample_id"]).mean()
-    ancillary = ancillary.rename(columns=present).reindex(samples["sample_id"])
-    ancillary.rename_axis("ori_id").to_csv(paths["attributes.csv"])
+    ancillary.reindex(samples["sample_id"]).rename_axis("ori_id").to_csv(paths["attributes.csv"])
     return paths
+
+
+def ancillary_means(raw: pd.DataFrame) -> pd.DataFrame:
+    """Each sample's mean of the :data:`ANCILLARY` columns the extraction has (65535 is
+    missing), named as attributes (``elevation``, ..., ``temperature``), by ``sample_id``."""
+    present = {c: n for c, n in ANCILLARY.items() if c in raw.columns}
+    columns = raw[list(present)].astype("float64")
+    means = columns.where(columns != 65535).groupby(raw["sample_id"]).mean()
+    return means.rename(columns=present)
 
 
 def main() -> None:

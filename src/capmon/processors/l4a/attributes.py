@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from capmon.errors import ColumnError, InputError
+from capmon.parcels.identity import id_text
 from capmon.processors.l4a.features import FeatureTable
 
 PREFIX = "XX_A_"
@@ -51,13 +52,16 @@ def _read(path: Path) -> pd.DataFrame:
     raise InputError(f"{path}: an attributes file is CSV or Parquet (.csv, .parquet)")
 
 
-def _id_text(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return None
-    text = str(value).strip()
-    if isinstance(value, float) and value.is_integer():
-        text = str(int(value))
-    return text or None
+def _ids(values: pd.Series, place: str, first_row: int) -> list[str | None]:
+    """Each id as text (:func:`capmon.parcels.identity.id_text`); an unreadable one is an
+    error naming ``place`` and the row."""
+    texts: list[str | None] = []
+    for i, value in enumerate(values.tolist()):
+        try:
+            texts.append(id_text(value))
+        except InputError as exc:
+            raise InputError(f"{place}: row {i + first_row}: {exc}") from exc
+    return texts
 
 
 def read_attributes(
@@ -82,7 +86,7 @@ def read_attributes(
     if table.empty:
         raise InputError(f"{path}: the attributes file has no rows")
     line = 2 if path.suffix.lower() == ".csv" else 1  # the first data row's number
-    ids = [_id_text(v) for v in table[key].tolist()]
+    ids = _ids(table[key], str(path), line)
     for i, text in enumerate(ids):
         if text is None:
             raise InputError(f"{path}: row {i + line}: empty {key}")
@@ -109,7 +113,7 @@ def read_attributes(
             raise InputError(f"{path}: no numeric column to use as parcel attributes")
     values = table[chosen].copy()
     values.index = pd.Index(ids, dtype="object")
-    keys = [_id_text(v) for v in parcels[key].tolist()]
+    keys = _ids(parcels[key], f"the parcels joined to {path}", 1)
     found = np.array([k in seen for k in keys], dtype=bool)
     if not found.any():
         raise InputError(

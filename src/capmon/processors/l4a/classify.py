@@ -192,9 +192,12 @@ def classify_crops(
     parameters = parameters or L4AParameters()
     say = progress or (lambda _fraction, _message: None)
     table, _missing = _parcel_table(parcels, lut)
-    parameters, note = _mode_for_sensors(available_signals(mdb), parameters)
+    available = available_signals(mdb)
+    parameters, note = _mode_for_sensors(available, parameters)
     say(0.0, "features")
-    features = build_features(mdb, table["NewID"].tolist(), parameters.feature_settings(start, end))
+    features = build_features(
+        mdb, table["NewID"].tolist(), parameters.feature_settings(start, end), available=available
+    )
     if note:
         features = replace(features, notes=(note, *features.notes))
     return classify_features(features, parcels, lut, parameters, progress=say)

@@ -581,14 +581,19 @@ def required_signals(settings: FeatureSettings) -> tuple[str, ...]:
 
 
 def build_features(
-    source: SeriesSource, parcel_ids: Sequence[int], settings: FeatureSettings
+    source: SeriesSource,
+    parcel_ids: Sequence[int],
+    settings: FeatureSettings,
+    *,
+    available: set[str] | None = None,
 ) -> FeatureTable:
     """The L4A features of ``parcel_ids`` from an MDB or a frame in the MDB row layout.
 
-    Raises InputError when the source is empty, lacks the signals the mode needs, or has no
-    acquisition up to ``settings.until``.
+    ``available``: the source's signals when the caller has listed them already (listing them
+    scans the whole MDB). Raises InputError when the source is empty, lacks the signals the
+    mode needs, or has no acquisition up to ``settings.until``.
     """
-    available = available_signals(source)
+    available = set(available_signals(source) if available is None else available)
     if not available:
         raise InputError("the markers database is empty: no observation of any signal")
     needed = required_signals(settings)
